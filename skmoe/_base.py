@@ -1,0 +1,396 @@
+"""BaseMixtureOfExperts: the scikit-learn contract shared by every estimator.
+
+It validates data and hyperparameters, standardises the inputs, builds the
+gate and expert designs (intercept in column 0), runs the ``n_init`` starts of
+EM, keeps the best, handles ``warm_start`` and sets the fitted attributes. The
+subclasses supply the target encoding, the expert family and the predictions.
+
+All computation happens on standardised inputs (weighted mean 0 and variance 1
+per column, and for regressors the same for y): Gram matrices stay well
+conditioned whatever the units, and the ridge terms do not depend on them. The
+public coefficients are mapped back to the original units at the end of fit.
+"""
+
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context, is_regressor
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._em import Model, Problem, initialize, run_em
+from ._kernels import get_backend
+from ._tree import GatingTree
+
+
+def _weighted_scaling(X, w):
+    """Weighted column means and standard deviations (1 for constant columns)."""
+    mean = np.average(X, axis=0, weights=w)
+    var = np.average((X - mean) ** 2, axis=0, weights=w)
+    scale = np.sqrt(var)
+    constant = np.ptp(X[w > 0], axis=0) == 0 if np.any(w > 0) else np.ones(X.shape[1], bool)
+    # A constant column becomes exactly 0: the ridge then pins its coefficient.
+    mean[constant] = X[np.argmax(w > 0), constant]
+    scale[constant | (scale == 0)] = 1.0
+    return mean, scale
+
+
+def _make_design(X, idx, mean, scale):
+    """Standardised columns ``idx`` of X after an intercept column."""
+    out = np.empty((X.shape[0], idx.size + 1))
+    out[:, 0] = 1.0
+    out[:, 1:] = (X[:, idx] - mean[idx]) / scale[idx]
+    return out
+
+
+def _make_designs(X, gate_idx, expert_idx, mean, scale):
+    """Gate and expert designs; one shared array when they use the same columns."""
+    X_gate = _make_design(X, gate_idx, mean, scale)
+    if np.array_equal(gate_idx, expert_idx):
+        return X_gate, X_gate
+    return X_gate, _make_design(X, expert_idx, mean, scale)
+
+
+class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
+    """Base class of the mixture-of-experts estimators (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "gate_features": [None, "array-like"],
+        "expert_features": [None, "array-like"],
+        "gate_solver": [StrOptions({"auto", "newton", "bohning"})],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions({"kmeans", "random"})],
+        "reg_gate": [Interval(Real, 0.0, None, closed="left")],
+        "reg_expert": [Interval(Real, 0.0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "backend": [StrOptions({"cpu"})],
+    }
+
+    # ------------------------------------------------------------------
+    # Hooks for the subclasses
+
+    @abstractmethod
+    def _branching(self):
+        """Children per gate at each level, root first."""
+
+    @abstractmethod
+    def _encode_target(self, y, sample_weight, reset):
+        """Validate y and return the kernel target (standardised y or class indices)."""
+
+    @abstractmethod
+    def _make_experts(self, attributes):
+        """The expert family of this estimator, given the fitted target attributes."""
+
+    @abstractmethod
+    def _kmeans_target(self, target):
+        """Target columns appended to the standardised X for k-means initialisation."""
+
+    @abstractmethod
+    def _min_samples_per_expert(self):
+        """Samples with positive weight that one expert needs."""
+
+    def _log_likelihood_offset(self, total_weight):
+        """Constant turning a standardised-space log-likelihood into original units."""
+        return 0.0
+
+    def _set_expert_attributes(self):
+        """Public expert coefficients in original units (subclass)."""
+
+    # ------------------------------------------------------------------
+    # Data preparation
+
+    def _resolve_features(self, spec, name):
+        n_features = self.n_features_in_
+        if spec is None:
+            return np.arange(n_features)
+        spec = np.asarray(spec)
+        if spec.size == 0:
+            return np.arange(0)
+        if spec.dtype == bool:
+            if spec.shape != (n_features,):
+                raise ValueError(
+                    f"The parameter '{name}' should have the shape of ({n_features},) "
+                    f"as a boolean mask, but got {spec.shape}."
+                )
+            return np.flatnonzero(spec)
+        if spec.dtype.kind in "OUS":
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                raise ValueError(
+                    f"'{name}' names columns, but X has no feature names; pass a "
+                    "DataFrame or give integer column indices."
+                )
+            lookup = {str(c): i for i, c in enumerate(names)}
+            missing = [str(c) for c in spec.ravel() if str(c) not in lookup]
+            if missing:
+                raise ValueError(f"'{name}' names unknown columns {missing}.")
+            return np.array([lookup[str(c)] for c in spec.ravel()], dtype=np.intp)
+        if spec.dtype.kind not in "iu" or spec.ndim != 1:
+            raise ValueError(
+                f"'{name}' should be None, a boolean mask, column names or a 1-d list "
+                f"of column indices; got {spec!r}."
+            )
+        if np.any(spec < 0) or np.any(spec >= n_features) or len(set(spec)) != len(spec):
+            raise ValueError(
+                f"'{name}' should list distinct column indices in [0, {n_features}); "
+                f"got {spec.tolist()}."
+            )
+        return spec.astype(np.intp)
+
+    def _designs(self, X):
+        return _make_designs(X, self._gate_idx, self._expert_idx, self._x_mean, self._x_scale)
+
+    def _model(self, attributes=None):
+        """The EM model; ``attributes`` are fitted ones not yet set on self."""
+        return Model(
+            kernels=get_backend(self.backend),
+            tree=GatingTree(self._branching()),
+            experts=self._make_experts(vars(self) if attributes is None else attributes),
+            reg_gate=float(self.reg_gate),
+            gate_solver=self.gate_solver,
+        )
+
+    def _check_n_samples(self, sample_weight, n_leaves):
+        n_positive = int(np.count_nonzero(sample_weight))
+        needed = n_leaves * self._min_samples_per_expert()
+        if n_positive < needed:
+            raise ValueError(
+                f"Too few samples for {n_leaves} experts: got {n_positive} samples with "
+                f"positive weight, need at least {needed} "
+                f"({self._min_samples_per_expert()} per expert)."
+            )
+
+    def _initial_resp(self, problem, X_std, random_state):
+        n = problem.weight.shape[0]
+        K = GatingTree(self._branching()).n_leaves
+        if self.init_params == "random":
+            resp = random_state.uniform(size=(n, K))
+            return resp / resp.sum(axis=1, keepdims=True)
+        Z = np.hstack([X_std, self._kmeans_target(problem.target)])
+        seed = random_state.randint(np.iinfo(np.int32).max)
+        with warnings.catch_warnings():
+            # Fewer distinct points than experts: k-means says so, and EM copes.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            labels = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(
+                Z, sample_weight=problem.weight
+            ).labels_
+        resp = np.zeros((n, K))
+        resp[np.arange(n), labels] = 1.0
+        return resp
+
+    # ------------------------------------------------------------------
+    # Fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model by EM, keeping the best of ``n_init`` starts.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; None gives every sample weight 1.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        saved = {k: self.__dict__[k] for k in ("n_features_in_", "feature_names_in_")
+                 if k in self.__dict__}
+        try:
+            return self._fit(X, y, sample_weight)
+        except BaseException:
+            # validate_data has already reset these; a failed fit must not.
+            for key in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(key, None)
+            self.__dict__.update(saved)
+            raise
+
+    def _fit(self, X, y, sample_weight):
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, ensure_min_samples=2, reset=do_init,
+            y_numeric=is_regressor(self),
+        )
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        if not np.any(sample_weight > 0):
+            raise ValueError("sample_weight has no positive entry: nothing to fit.")
+        state = self._fit_state(X, y, sample_weight, do_init)
+        model = self._model(state["attributes"])
+        self._check_n_samples(sample_weight, model.tree.n_leaves)
+        problem = Problem(*state["designs"], state["target"], sample_weight)
+
+        random_state = check_random_state(self.random_state)
+        n_init = self.n_init if do_init else 1
+        best = None
+        for _ in range(n_init):
+            if do_init:
+                resp = self._initial_resp(problem, state["X_std"], random_state)
+                params = initialize(model, problem, resp)
+            else:
+                params = self._params
+            if self.max_iter == 0:
+                ll, _ = model.e_step(params, problem)
+                run = (params, [ll - model.objective_penalty(params)], False, 0)
+            else:
+                run = run_em(model, problem, params, max_iter=self.max_iter, tol=self.tol,
+                             verbose=self.verbose, verbose_interval=self.verbose_interval)[:4]
+            if self.verbose:
+                print(f"Initialization done: penalised log-likelihood {run[1][-1]:.8g}, "
+                      f"{run[3]} iterations, converged={run[2]}")
+            if best is None or run[1][-1] > best[1][-1]:
+                best = run
+        params, objectives, converged, n_iter = best
+        if not converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter or tol.",
+                ConvergenceWarning,
+            )
+        # Only now, with every step done, does the estimator change.
+        for key, value in state["attributes"].items():
+            setattr(self, key, value)
+        self._params = params
+        self.n_iter_ = n_iter
+        self.converged_ = converged
+        offset = self._log_likelihood_offset(float(sample_weight.sum()))
+        self.lower_bounds_ = np.asarray(objectives) + offset
+        self.lower_bound_ = float(self.lower_bounds_[-1])
+        self._set_gate_attributes()
+        self._set_expert_attributes()
+        return self
+
+    def _fit_state(self, X, y, sample_weight, do_init):
+        """Everything fit derives from the data, without touching the estimator."""
+        if do_init:
+            x_mean, x_scale = _weighted_scaling(X, sample_weight)
+            attributes = {
+                "_x_mean": x_mean,
+                "_x_scale": x_scale,
+                "_gate_idx": self._resolve_features(self.gate_features, "gate_features"),
+                "_expert_idx": self._resolve_features(self.expert_features, "expert_features"),
+            }
+        else:
+            attributes = {k: getattr(self, k)
+                          for k in ("_x_mean", "_x_scale", "_gate_idx", "_expert_idx")}
+        target, target_attributes = self._encode_target(y, sample_weight, do_init)
+        designs = _make_designs(X, attributes["_gate_idx"], attributes["_expert_idx"],
+                                attributes["_x_mean"], attributes["_x_scale"])
+        X_std = (X - attributes["_x_mean"]) / attributes["_x_scale"]
+        return {"designs": designs, "target": target, "X_std": X_std,
+                "attributes": {**attributes, **target_attributes}}
+
+    def _set_gate_attributes(self):
+        tree = GatingTree(self._branching())
+        coefs, intercepts = [], []
+        idx = self._gate_idx
+        for coef in self._params["gates"]:
+            slopes = coef[:, :, 1:] / self._x_scale[idx]
+            intercepts.append(coef[:, :, 0] - slopes @ self._x_mean[idx])
+            coefs.append(slopes)
+        if tree.n_levels == 1:
+            self.gate_coef_ = coefs[0][0]
+            self.gate_intercept_ = intercepts[0][0]
+        else:
+            self.gate_coef_ = coefs
+            self.gate_intercept_ = intercepts
+
+    # ------------------------------------------------------------------
+    # Inference shared by every estimator
+
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=np.float64)
+
+    def _log_prior(self, X_gate):
+        return self._model().log_prior(self._params["gates"], X_gate)
+
+    def predict_gate(self, X):
+        """Gate probabilities of every expert for new inputs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_experts)
+            ``g_l(x)``, the prior weight of expert l at x; rows sum to 1.
+        """
+        X = self._validate_X(X)
+        return np.exp(self._log_prior(self._designs(X)[0]))
+
+    def _problem_for(self, X, y, sample_weight):
+        X = self._validate_X(X)
+        X, y = validate_data(self, X, y, reset=False, dtype=np.float64,
+                             y_numeric=is_regressor(self))
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                             ensure_non_negative=True)
+        target, _ = self._encode_target(y, sample_weight, reset=False)
+        return Problem(*self._designs(X), target, sample_weight)
+
+    def predict_responsibilities(self, X, y):
+        """Posterior probability of each expert given (x, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        resp : ndarray of shape (n_samples, n_experts)
+            ``P(expert l | x, y)``; rows sum to 1.
+        """
+        problem = self._problem_for(X, y, None)
+        _, log_resp = self._model().e_step(self._params, problem)
+        return np.exp(log_resp)
+
+    def log_likelihood(self, X, y, sample_weight=None):
+        """Total (weighted) log-likelihood ``sum_i w_i log p(y_i | x_i)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        log_likelihood : float
+            In the units of y, without the ridge penalties.
+        """
+        problem = self._problem_for(X, y, sample_weight)
+        ll, _ = self._model().e_step(self._params, problem)
+        return ll + self._log_likelihood_offset(float(problem.weight.sum()))
+
+    def n_parameters(self):
+        """Number of free parameters of the fitted model (gates and experts).
+
+        Returns
+        -------
+        n_params : int
+        """
+        check_is_fitted(self)
+        return self._model().n_params(self._gate_idx.size + 1, self._expert_idx.size + 1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags

@@ -1,0 +1,219 @@
+"""Mixture-of-experts classifiers with multinomial logistic experts."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import BaseMixtureOfExperts
+from ._experts import CategoricalExperts
+
+
+class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
+    """Mixture of multinomial logistic experts with a softmax gate, fitted by EM.
+
+    ``P(y = c | x) = sum_l g_l(x) softmax_c(B_l x)``: each expert is a
+    (binary or multiclass) logistic regression and the gate a softmax over the
+    experts (Jordan & Jacobs 1994). Gate and experts are fitted jointly by EM;
+    each M-step takes monotone Newton or Boehning steps, so the log-likelihood
+    never decreases.
+
+    Parameters
+    ----------
+    n_experts : int, default=2
+        Number of experts K.
+    gate_features : array-like of int, str or bool, default=None
+        Columns of X the gate sees: None for all, indices, names or a boolean
+        mask; an empty list gives an intercept-only gate.
+    expert_features : array-like of int, str or bool, default=None
+        Columns of X the experts use, as for ``gate_features``.
+    gate_solver : {"auto", "newton", "bohning"}, default="auto"
+        Solver of the gate's and the experts' softmax steps; "auto" uses Newton
+        for at most 64 free coefficients per node and Boehning above.
+    max_iter : int, default=500
+        Maximum EM iterations per start.
+    tol : float, default=1e-6
+        Convergence threshold on the change of the mean penalised log-likelihood.
+    n_init : int, default=1
+        Number of starts; the best is kept.
+    init_params : {"kmeans", "random"}, default="kmeans"
+        Initial responsibilities: k-means on the standardised X and the one-hot
+        labels, or random.
+    reg_gate : float, default=1e-6
+        Ridge penalty on the gate slopes (standardised inputs).
+    reg_expert : float, default=1e-4
+        Ridge penalty on the experts' slopes; it keeps them finite when an
+        expert's classes are separable.
+    warm_start : bool, default=False
+        If True, ``fit`` continues from the previous solution.
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+    verbose_interval : int, default=10
+    backend : {"cpu"}, default="cpu"
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    gate_coef_ : ndarray of shape (n_experts, n_gate_features)
+        Gate slopes; expert 0 is the reference.
+    gate_intercept_ : ndarray of shape (n_experts,)
+    expert_coef_ : ndarray of shape (n_experts, n_classes, n_expert_features)
+        Class 0 is each expert's reference class (zeros).
+    expert_intercept_ : ndarray of shape (n_experts, n_classes)
+    n_iter_ : int
+    converged_ : bool
+    lower_bound_ : float
+        Total log-likelihood of the training labels minus the ridge penalties.
+    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    See Also
+    --------
+    MixtureOfExpertsRegressor : Gaussian linear experts.
+
+    References
+    ----------
+    Jordan, M. I. and Jacobs, R. A. (1994). Hierarchical mixtures of experts and
+    the EM algorithm. Neural Computation, 6(2), 181-214.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfExpertsClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(600, 2))
+    >>> y = np.where(X[:, 0] > 0, X[:, 1] > 0, X[:, 1] < 0)
+    >>> clf = MixtureOfExpertsClassifier(n_experts=2, n_init=3, random_state=0).fit(X, y)
+    >>> bool(clf.score(X, y) > 0.95)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_experts=2,
+        *,
+        gate_features=None,
+        expert_features=None,
+        gate_solver="auto",
+        max_iter=500,
+        tol=1e-6,
+        n_init=1,
+        init_params="kmeans",
+        reg_gate=1e-6,
+        reg_expert=1e-4,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        verbose_interval=10,
+        backend="cpu",
+    ):
+        self.n_experts = n_experts
+        self.gate_features = gate_features
+        self.expert_features = expert_features
+        self.gate_solver = gate_solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init_params = init_params
+        self.reg_gate = reg_gate
+        self.reg_expert = reg_expert
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.backend = backend
+
+    def _branching(self):
+        return (self.n_experts,)
+
+    def _encode_target(self, y, sample_weight, reset):
+        check_classification_targets(y)
+        if reset:
+            classes = np.unique(y)
+            if classes.size < 2:
+                raise ValueError(
+                    f"The classifier needs samples of at least 2 classes in the data, "
+                    f"but the data contains only one class: {classes[0]!r}."
+                )
+            attributes = {"classes_": classes}
+        else:
+            classes = self.classes_
+            attributes = {"classes_": classes}
+            unseen = np.setdiff1d(np.unique(y), classes)
+            if unseen.size:
+                raise ValueError(f"y contains labels not seen during fit: {unseen.tolist()}.")
+        y_idx = np.searchsorted(classes, y).astype(np.int64)
+        return y_idx, attributes
+
+    def _make_experts(self, attributes):
+        return CategoricalExperts(
+            float(self.reg_expert), len(attributes["classes_"]), self.gate_solver
+        )
+
+    def _kmeans_target(self, target):
+        return np.eye(int(target.max()) + 1)[target]
+
+    def _min_samples_per_expert(self):
+        return 1
+
+    def _set_expert_attributes(self):
+        coef = self._params["experts"]["coef"]
+        idx = self._expert_idx
+        slopes = coef[:, :, 1:] / self._x_scale[idx]
+        self.expert_coef_ = slopes
+        self.expert_intercept_ = coef[:, :, 0] - slopes @ self._x_mean[idx]
+
+    def predict_proba(self, X):
+        """Class probabilities ``sum_l g_l(x) softmax(B_l x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; rows sum to 1.
+        """
+        X = self._validate_X(X)
+        X_gate, X_expert = self._designs(X)
+        out = np.empty((X.shape[0], len(self.classes_)))
+        kernels = self._model().kernels
+        kernels.mix_categorical(X_expert, self._params["experts"]["coef"],
+                                self._log_prior(X_gate), out)
+        return out
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Most probable class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

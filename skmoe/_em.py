@@ -1,0 +1,168 @@
+"""One EM run of a (hierarchical) mixture of experts, and its building blocks.
+
+The estimators prepare the data (designs with an intercept column, standardised
+target, weights), choose the backend and the families, and call
+:func:`run_em` once per start. Everything here works for any gating tree; a
+flat mixture is the tree with one gate.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._gating import bohning_bound, penalty, resolve_solver, softmax_m_step
+
+# Gate and multinomial-expert steps taken when the first M-step starts from
+# zero coefficients (one step from zero is a poor start for a softmax).
+_INIT_STEPS = 10
+
+
+@dataclass
+class Problem:
+    """The prepared data of one fit.
+
+    Attributes
+    ----------
+    X_gate : ndarray of shape (n_samples, n_gate_coefs)
+    X_expert : ndarray of shape (n_samples, n_expert_coefs)
+    target : ndarray of shape (n_samples,)
+        Standardised y (float64) or class indices (int64).
+    weight : ndarray of shape (n_samples,)
+    """
+
+    X_gate: np.ndarray
+    X_expert: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass
+class Model:
+    """What a fit is made of, apart from the data and the parameters."""
+
+    kernels: object
+    tree: object
+    experts: object
+    reg_gate: float
+    gate_solver: str
+
+    def level_solver(self, d, n_coefs):
+        return resolve_solver(self.gate_solver, self.tree.branching[d], n_coefs)
+
+    def gate_log_probs(self, gates, X_gate):
+        """Log gate probabilities of every level, (n_samples, n_nodes * n_children) each."""
+        n = X_gate.shape[0]
+        out = []
+        for d, coef in enumerate(gates):
+            buf = np.empty((n, self.tree.n_nodes[d] * self.tree.branching[d]))
+            out.append(self.kernels.affine_log_softmax(X_gate, coef, buf))
+        return out
+
+    def log_prior(self, gates, X_gate):
+        """Log prior of every leaf, shape (n_samples, n_leaves)."""
+        levels = self.gate_log_probs(gates, X_gate)
+        if len(levels) == 1:
+            return levels[0]
+        out = np.empty((X_gate.shape[0], self.tree.n_leaves))
+        return self.tree.leaf_log_prior(levels, out)
+
+    def objective_penalty(self, params):
+        gate_pen = sum(float(np.sum(penalty(c, self.reg_gate))) for c in params["gates"])
+        return gate_pen + self.experts.penalty(params["experts"])
+
+    def e_step(self, params, problem):
+        """Return the weighted log-likelihood and the log-responsibilities."""
+        log_prior = self.log_prior(params["gates"], problem.X_gate)
+        log_resp = np.empty_like(log_prior)
+        self.experts.log_prob(
+            self.kernels, params["experts"], problem.X_expert, problem.target, log_resp
+        )
+        ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
+        return ll, log_resp
+
+    def m_step(self, params, problem, resp, n_steps=1, root_gram=None):
+        """Experts exactly (or by monotone steps), then every gate level."""
+        experts = self.experts.m_step(
+            self.kernels, params["experts"], problem.X_expert, problem.target, resp,
+            problem.weight, n_steps=n_steps,
+        )
+        gates = []
+        p = problem.X_gate.shape[1]
+        for d, coef in enumerate(params["gates"]):
+            targets, mass = self.tree.level_targets(resp, d)
+            gates.append(softmax_m_step(
+                self.kernels, problem.X_gate, coef, problem.weight, mass=mass,
+                targets=targets, reg=self.reg_gate, solver=self.level_solver(d, p),
+                n_steps=n_steps, root_gram=root_gram if d == 0 else None,
+            ))
+        return {"gates": gates, "experts": experts}
+
+    def initial_params(self, n_gate_coefs, n_expert_coefs):
+        tree = self.tree
+        gates = [np.zeros((tree.n_nodes[d], tree.branching[d], n_gate_coefs))
+                 for d in range(tree.n_levels)]
+        return {"gates": gates,
+                "experts": self.experts.initial(tree.n_leaves, n_expert_coefs)}
+
+    def root_gram(self, problem):
+        """The fixed Boehning bound of the root gate, when the root uses it."""
+        if self.level_solver(0, problem.X_gate.shape[1]) != "bohning":
+            return None
+        return bohning_bound(self.kernels, problem.X_gate, problem.weight)
+
+    def n_params(self, n_gate_coefs, n_expert_coefs):
+        return self.tree.n_gate_params(n_gate_coefs) + self.experts.n_params(
+            self.tree.n_leaves, n_expert_coefs
+        )
+
+
+def initialize(model, problem, resp):
+    """Parameters from initial responsibilities: one M-step from zero coefficients."""
+    params = model.initial_params(problem.X_gate.shape[1], problem.X_expert.shape[1])
+    return model.m_step(params, problem, resp, n_steps=_INIT_STEPS,
+                        root_gram=model.root_gram(problem))
+
+
+def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval=10):
+    """Run EM from ``params`` until the mean penalised log-likelihood settles.
+
+    Parameters
+    ----------
+    model : Model
+    problem : Problem
+    params : dict
+    max_iter : int
+    tol : float
+        Convergence when the change of the penalised log-likelihood per unit
+        of weight is below ``tol``.
+    verbose, verbose_interval : int
+
+    Returns
+    -------
+    params : dict
+    objectives : list of float
+        Penalised log-likelihood after each E-step, the start included.
+    converged : bool
+    n_iter : int
+    log_resp : ndarray of shape (n_samples, n_leaves)
+        From the final parameters.
+    """
+    total_weight = float(np.sum(problem.weight))
+    root_gram = model.root_gram(problem)
+    ll, log_resp = model.e_step(params, problem)
+    objectives = [ll - model.objective_penalty(params)]
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        resp = np.exp(log_resp, out=log_resp)
+        params = model.m_step(params, problem, resp, root_gram=root_gram)
+        ll, log_resp = model.e_step(params, problem)
+        objectives.append(ll - model.objective_penalty(params))
+        change = (objectives[-1] - objectives[-2]) / total_weight
+        if verbose >= 2 and n_iter % verbose_interval == 0:
+            print(f"  Iteration {n_iter}\t mean log-likelihood {objectives[-1] / total_weight:.8g}"
+                  f"\t change {change:.3g}")
+        if abs(change) < tol:
+            converged = True
+            break
+    return params, objectives, converged, n_iter, log_resp

@@ -1,0 +1,97 @@
+"""Expert families: log-densities, M-steps, penalties and parameter counts.
+
+Each family works in the standardised space of the estimator (intercept in
+column 0 of the design). Parameters are plain dicts of arrays, so they pickle
+and move between backends unchanged.
+"""
+
+import numpy as np
+
+from ._gating import penalty as softmax_penalty
+from ._gating import resolve_solver, softmax_m_step
+from ._linalg import solve_psd
+
+# An expert with less than this share of the total weight keeps its parameters:
+# its statistics are too thin to re-estimate from (the M-step stays monotone,
+# since that expert's part of Q is then unchanged).
+_MIN_MASS_SHARE = 1e-10
+
+
+class GaussianExperts:
+    """Gaussian linear experts ``y ~ N(beta_l . x, var_l)``.
+
+    The ridge term is ``reg / (2 var_l) ||beta_l||^2`` (slopes only): a Gaussian
+    prior scaled by the noise, which keeps the joint maximiser of the expert's Q
+    in closed form (ridge coefficients, then the variance), so the M-step is
+    exact and monotone. The variance is floored at ``min_variance``.
+    """
+
+    def __init__(self, reg, min_variance):
+        self.reg = reg
+        self.min_variance = min_variance
+
+    def n_params(self, n_leaves, n_coefs):
+        return n_leaves * (n_coefs + 1)
+
+    def initial(self, n_leaves, n_coefs):
+        return {"coef": np.zeros((n_leaves, n_coefs)), "var": np.ones(n_leaves)}
+
+    def log_prob(self, kernels, params, X, y, out):
+        return kernels.gaussian_log_prob(X, y, params["coef"], params["var"], out)
+
+    def penalty(self, params):
+        slopes = params["coef"][:, 1:]
+        return float(np.sum(0.5 * self.reg * np.sum(slopes**2, axis=1) / params["var"]))
+
+    def m_step(self, kernels, params, X, y, resp, w, n_steps=1):
+        gram, xty, yty, mass = kernels.wls_stats(X, y, resp, w)
+        n_leaves, p = params["coef"].shape
+        coef = params["coef"].copy()
+        var = params["var"].copy()
+        reg_diag = np.full(p, self.reg)
+        reg_diag[0] = 0.0
+        min_mass = _MIN_MASS_SHARE * max(float(mass.sum()), np.finfo(float).tiny)
+        for k in range(n_leaves):
+            if mass[k] <= min_mass:
+                continue
+            A = gram[k] + np.diag(reg_diag)
+            beta = solve_psd(A, xty[k])
+            rss = yty[k] - 2.0 * beta @ xty[k] + beta @ gram[k] @ beta
+            rss = max(rss, 0.0) + self.reg * float(beta[1:] @ beta[1:])
+            coef[k] = beta
+            var[k] = max(rss / mass[k], self.min_variance)
+        return {"coef": coef, "var": var}
+
+
+class CategoricalExperts:
+    """Multinomial logistic experts ``P_l(y = c | x) = softmax_c(B_l x)``.
+
+    Class 0 is the reference (its row of ``B_l`` stays 0). The M-step is one or
+    more monotone Newton/Boehning steps per EM iteration (ECM), solved for all
+    experts from one pass over the data.
+    """
+
+    def __init__(self, reg, n_classes, solver="auto"):
+        self.reg = reg
+        self.n_classes = n_classes
+        self.solver = solver
+
+    def n_params(self, n_leaves, n_coefs):
+        return n_leaves * (self.n_classes - 1) * n_coefs
+
+    def initial(self, n_leaves, n_coefs):
+        return {"coef": np.zeros((n_leaves, self.n_classes, n_coefs))}
+
+    def log_prob(self, kernels, params, X, y_idx, out):
+        return kernels.categorical_log_prob(X, params["coef"], y_idx, out)
+
+    def penalty(self, params):
+        return float(np.sum(softmax_penalty(params["coef"], self.reg)))
+
+    def m_step(self, kernels, params, X, y_idx, resp, w, n_steps=1):
+        solver = resolve_solver(self.solver, self.n_classes, X.shape[1])
+        coef = softmax_m_step(
+            kernels, X, params["coef"], w, mass=resp, y_idx=y_idx, reg=self.reg,
+            solver=solver, n_steps=n_steps,
+        )
+        return {"coef": coef}

@@ -1,0 +1,129 @@
+"""M-step of weighted softmax regressions: the gates, and multinomial experts.
+
+A node v with b children is a multinomial logistic regression on soft counts
+``T_ij``. Child 0 is the reference (its coefficients stay 0), so a node has
+``(b - 1) * p`` free coefficients. Both solvers take monotone steps on the
+penalised objective ``sum_i w_i sum_j T_ij log g_ij - reg/2 ||V||^2`` (slopes
+only), so EM's log-likelihood never decreases:
+
+- ``"newton"``: the exact Fisher information, with per-node step halving until
+  the penalised objective does not decrease;
+- ``"bohning"``: Boehning's bound ``1/2 (I - 11^T/b) (x) sum_i w_i s_i x_i x_i^T``
+  on the curvature, a quadratic minoriser, so the full step is monotone without
+  evaluating the objective. At the root ``s_i = 1`` and the bound is fixed for
+  the whole fit, so the caller may pass it in once.
+"""
+
+import numpy as np
+
+from ._config import NEWTON_MAX_COEFS
+from ._linalg import solve_psd
+
+_MAX_HALVINGS = 40
+
+
+def resolve_solver(solver, n_children, n_coefs):
+    """Pick the gate solver for a node shape when ``solver == "auto"``."""
+    if solver != "auto":
+        return solver
+    return "newton" if (n_children - 1) * n_coefs <= NEWTON_MAX_COEFS else "bohning"
+
+
+def penalty(coef, reg):
+    """Ridge penalty per node, ``reg/2`` times the squared non-intercept coefficients.
+
+    Parameters
+    ----------
+    coef : ndarray of shape (n_nodes, n_children, n_coefs)
+    reg : float
+
+    Returns
+    -------
+    ndarray of shape (n_nodes,)
+    """
+    return 0.5 * reg * np.sum(coef[:, 1:, 1:] ** 2, axis=(1, 2))
+
+
+def bohning_bound(kernels, X, w):
+    """The root's fixed Boehning Gram ``sum_i w_i x_i x_i^T``, shape (1, p, p)."""
+    return kernels.weighted_grams(X, w[:, None])
+
+
+def softmax_m_step(
+    kernels, X, coef, w, *, mass=None, targets=None, y_idx=None, reg=0.0,
+    solver="newton", n_steps=1, root_gram=None,
+):
+    """Take ``n_steps`` monotone steps on N weighted softmax regressions.
+
+    Parameters
+    ----------
+    kernels : module
+        The backend.
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_nodes, n_children, n_coefs)
+        Current coefficients (not modified).
+    w : ndarray of shape (n_samples,)
+    mass, targets, y_idx : see ``softmax_stats`` of the backend.
+    reg : float
+    solver : {"newton", "bohning"}
+    n_steps : int
+    root_gram : ndarray of shape (1, n_coefs, n_coefs) or None
+        Fixed Boehning Gram of a root gate; None to compute it from ``mass``.
+
+    Returns
+    -------
+    coef : ndarray of shape (n_nodes, n_children, n_coefs)
+    """
+    n_nodes, b, p = coef.shape
+    if b == 1:
+        return coef
+    mask = np.ones(p)
+    mask[0] = 0.0
+    reg_diag = reg * np.tile(mask, b - 1)
+    if solver == "bohning":
+        shape = 0.5 * (np.eye(b - 1) - 1.0 / b)
+    for _ in range(n_steps):
+        if solver == "bohning":
+            curvature = "gradient" if root_gram is not None else "bohning"
+        else:
+            curvature = "newton"
+        objective, grad, curv = kernels.softmax_stats(
+            X, coef, w, mass, targets, y_idx, curvature
+        )
+        if root_gram is not None and solver == "bohning":
+            curv = root_gram
+        delta = np.zeros_like(coef)
+        for v in range(n_nodes):
+            rhs = (grad[v, 1:] - reg * mask * coef[v, 1:]).ravel()
+            if solver == "bohning":
+                A = np.kron(shape, curv[v])
+            else:
+                A = curv[v][p:, p:].copy()
+            A[np.diag_indices_from(A)] += reg_diag
+            delta[v, 1:] = solve_psd(A, rhs).reshape(b - 1, p)
+        if solver == "bohning":
+            coef = coef + delta
+        else:
+            coef = _halve_until_better(kernels, X, coef, delta, w, mass, targets, y_idx, reg,
+                                       objective - penalty(coef, reg))
+    return coef
+
+
+def _halve_until_better(kernels, X, coef, delta, w, mass, targets, y_idx, reg, start_value):
+    """Per node, the longest step ``2^-k delta`` that does not lower the objective."""
+    n_nodes = coef.shape[0]
+    step = np.ones(n_nodes)
+    pending = np.ones(n_nodes, dtype=bool)
+    result = coef.copy()
+    for _ in range(_MAX_HALVINGS):
+        trial = coef + step[:, None, None] * delta
+        trial[~pending] = result[~pending]
+        objective, _, _ = kernels.softmax_stats(X, trial, w, mass, targets, y_idx, None)
+        value = objective - penalty(trial, reg)
+        accept = pending & (value >= start_value)
+        result[accept] = trial[accept]
+        pending &= ~accept
+        if not pending.any():
+            break
+        step[pending] *= 0.5
+    return result

@@ -1,0 +1,385 @@
+"""CPU kernels: Numba for the exp/log-heavy row operations, BLAS for the Grams.
+
+Every kernel assumes validated, C-contiguous float64 inputs (int64 for class
+indices) and preallocated outputs where it names one. Reductions over samples go
+through fixed-size chunks whose layout depends on the problem size only, and the
+per-chunk partials are summed in chunk order, so results do not depend on the
+number of threads.
+
+The Gram-type statistics (the experts' weighted normal equations and the gates'
+Newton/Boehning curvature) are DGEMM-bound: a Numba kernel scales one
+cache-sized block of rows for all K statistics at once (a row-wise Khatri-Rao
+product) and one BLAS call multiplies it by the block of X. That is one pass
+over X for all K experts, with no (n, K, p) temporary.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .. import _config
+
+# --------------------------------------------------------------------------
+# Row operations (Numba)
+
+
+@njit(parallel=True, cache=False)
+def _log_softmax_groups(Z, n_children):
+    """Log-softmax over consecutive groups of ``n_children`` columns, in place."""
+    n, m = Z.shape
+    n_groups = m // n_children
+    for i in prange(n):
+        for g in range(n_groups):
+            base = g * n_children
+            top = Z[i, base]
+            for j in range(1, n_children):
+                if Z[i, base + j] > top:
+                    top = Z[i, base + j]
+            total = 0.0
+            for j in range(n_children):
+                total += math.exp(Z[i, base + j] - top)
+            lse = top + math.log(total)
+            for j in range(n_children):
+                Z[i, base + j] -= lse
+
+
+@njit(parallel=True, cache=False)
+def _gaussian_from_mean(mean, y, var):
+    """Turn expert means into Gaussian log-densities of y, in place."""
+    n, K = mean.shape
+    log_norm = np.empty(K)
+    inv_var = np.empty(K)
+    for k in range(K):
+        log_norm[k] = -0.5 * math.log(2.0 * math.pi * var[k])
+        inv_var[k] = 1.0 / var[k]
+    for i in prange(n):
+        for k in range(K):
+            r = y[i] - mean[i, k]
+            mean[i, k] = log_norm[k] - 0.5 * r * r * inv_var[k]
+
+
+@njit(parallel=True, cache=False)
+def _categorical_from_logits(Z, y_idx, n_classes, out):
+    """``out[i, l] = log softmax(Z[i, l*c:(l+1)*c])[y_idx[i]]``."""
+    n, K = out.shape
+    for i in prange(n):
+        for k in range(K):
+            base = k * n_classes
+            top = Z[i, base]
+            for j in range(1, n_classes):
+                if Z[i, base + j] > top:
+                    top = Z[i, base + j]
+            total = 0.0
+            for j in range(n_classes):
+                total += math.exp(Z[i, base + j] - top)
+            out[i, k] = Z[i, base + y_idx[i]] - top - math.log(total)
+
+
+@njit(parallel=True, cache=False)
+def _posterior_chunks(log_prior, log_lik, w, out, chunk_size):
+    """Log-responsibilities in ``out``; returns the weighted log-normaliser per chunk."""
+    n, K = out.shape
+    n_chunks = (n + chunk_size - 1) // chunk_size
+    partial = np.zeros(n_chunks)
+    for c in prange(n_chunks):
+        start = c * chunk_size
+        stop = min(n, start + chunk_size)
+        acc = 0.0
+        for i in range(start, stop):
+            top = -np.inf
+            for k in range(K):
+                v = log_prior[i, k] + log_lik[i, k]
+                out[i, k] = v
+                if v > top:
+                    top = v
+            total = 0.0
+            for k in range(K):
+                total += math.exp(out[i, k] - top)
+            lse = top + math.log(total)
+            for k in range(K):
+                out[i, k] -= lse
+            acc += w[i] * lse
+        partial[c] = acc
+    return partial
+
+
+@njit(parallel=True, cache=False)
+def _scale_block(X, weights, start, stop, block):
+    """``block[i - start, l*p + a] = weights[i, l] * X[i, a]`` for rows start..stop."""
+    p = X.shape[1]
+    M = weights.shape[1]
+    for i in prange(start, stop):
+        r = i - start
+        for m in range(M):
+            wm = weights[i, m]
+            base = m * p
+            for a in range(p):
+                block[r, base + a] = wm * X[i, a]
+
+
+@njit(parallel=True, cache=False)
+def _mix_rows(log_weight, values, out):
+    """``out[i] = sum_l exp(log_weight[i, l]) * values[i, l]``."""
+    n, K = values.shape
+    for i in prange(n):
+        acc = 0.0
+        for k in range(K):
+            acc += math.exp(log_weight[i, k]) * values[i, k]
+        out[i] = acc
+
+
+@njit(parallel=True, cache=False)
+def _mix_categorical_rows(log_prior, log_proba, n_classes, out):
+    """``out[i, c] = sum_l exp(log_prior[i, l] + log_proba[i, l*C + c])``."""
+    n, K = log_prior.shape
+    for i in prange(n):
+        for c in range(n_classes):
+            out[i, c] = 0.0
+        for k in range(K):
+            base = k * n_classes
+            for c in range(n_classes):
+                out[i, c] += math.exp(log_prior[i, k] + log_proba[i, base + c])
+
+
+# --------------------------------------------------------------------------
+# Kernel interface
+
+
+def affine_log_softmax(X, coef, out):
+    """Log-softmax of ``X @ coef[v].T`` for every node v of one gating level.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_nodes, n_children, n_coefs)
+    out : ndarray of shape (n_samples, n_nodes * n_children)
+        Log gate probabilities, node-major (modified in place).
+    """
+    n_nodes, n_children, p = coef.shape
+    np.dot(X, coef.reshape(n_nodes * n_children, p).T, out=out)
+    _log_softmax_groups(out, n_children)
+    return out
+
+
+def gaussian_log_prob(X, y, coef, var, out):
+    """Gaussian linear experts' log-densities ``log N(y_i; coef_l . x_i, var_l)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    y : ndarray of shape (n_samples,)
+    coef : ndarray of shape (n_leaves, n_coefs)
+    var : ndarray of shape (n_leaves,)
+    out : ndarray of shape (n_samples, n_leaves)
+        Modified in place.
+    """
+    np.dot(X, coef.T, out=out)
+    _gaussian_from_mean(out, y, var)
+    return out
+
+
+def _row_blocks(n, width):
+    """Row ranges of the blocks used for a kernel whose rows are ``width`` wide."""
+    rows = max(1, min(n, _config.BLOCK_ELEMENTS // max(width, 1)))
+    return [(start, min(n, start + rows)) for start in range(0, n, rows)]
+
+
+def categorical_log_prob(X, coef, y_idx, out):
+    """Multinomial-logistic experts' ``log P_l(y_i | x_i)``, chunked over rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_classes, n_coefs)
+    y_idx : ndarray of shape (n_samples,), dtype int64
+    out : ndarray of shape (n_samples, n_leaves)
+        Modified in place.
+    """
+    K, n_classes, p = coef.shape
+    flat = coef.reshape(K * n_classes, p)
+    for start, stop in _row_blocks(X.shape[0], K * n_classes):
+        logits = X[start:stop] @ flat.T
+        _categorical_from_logits(logits, y_idx[start:stop], n_classes, out[start:stop])
+    return out
+
+
+def posterior(log_prior, log_lik, w, out):
+    """Log-responsibilities and the weighted log-likelihood in one pass.
+
+    Parameters
+    ----------
+    log_prior, log_lik : ndarray of shape (n_samples, n_leaves)
+    w : ndarray of shape (n_samples,)
+    out : ndarray of shape (n_samples, n_leaves)
+        Log-responsibilities (modified in place; may alias ``log_lik``).
+
+    Returns
+    -------
+    log_likelihood : float
+        ``sum_i w_i log sum_l exp(log_prior + log_lik)``.
+    """
+    partial = _posterior_chunks(log_prior, log_lik, w, out, _config.CHUNK_SIZE)
+    return float(np.sum(partial))
+
+
+def weighted_grams(X, weights):
+    """``sum_i weights[i, m] x_i x_i^T`` for every column m, in one pass over X.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    weights : ndarray of shape (n_samples, n_stats)
+
+    Returns
+    -------
+    grams : ndarray of shape (n_stats, n_coefs, n_coefs)
+    """
+    n, p = X.shape
+    M = weights.shape[1]
+    grams = np.zeros((M * p, p))
+    blocks = _row_blocks(n, M * p)
+    buf = np.empty((blocks[0][1] - blocks[0][0], M * p)) if blocks else None
+    for start, stop in blocks:
+        block = buf[: stop - start]
+        _scale_block(X, weights, start, stop, block)
+        grams += block.T @ X[start:stop]
+    return grams.reshape(M, p, p)
+
+
+def wls_stats(X, y, resp, w):
+    """All experts' weighted least-squares statistics.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    y : ndarray of shape (n_samples,)
+    resp : ndarray of shape (n_samples, n_leaves)
+    w : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    gram : ndarray of shape (n_leaves, n_coefs, n_coefs)
+        ``sum_i w_i h_il x_i x_i^T``.
+    xty : ndarray of shape (n_leaves, n_coefs)
+    yty : ndarray of shape (n_leaves,)
+    mass : ndarray of shape (n_leaves,)
+        ``sum_i w_i h_il``.
+    """
+    wr = resp * w[:, None]
+    gram = weighted_grams(X, wr)
+    wry = wr * y[:, None]
+    xty = wry.T @ X
+    yty = wry.T @ y
+    mass = wr.sum(axis=0)
+    return gram, xty, yty, mass
+
+
+def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
+    """Objective, gradient and curvature of a set of weighted softmax regressions.
+
+    Node v has children j; its soft counts are ``targets[:, v*b + j]`` or, for
+    multinomial experts, ``mass[:, v]`` placed on the class ``y_idx``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_nodes, n_children, n_coefs)
+    w : ndarray of shape (n_samples,)
+    mass : ndarray of shape (n_samples, n_nodes) or None
+        Posterior mass reaching each node; None means 1 (the root).
+    targets : ndarray of shape (n_samples, n_nodes * n_children) or None
+    y_idx : ndarray of shape (n_samples,) or None
+        Used when ``targets`` is None.
+    curvature : {None, "gradient", "bohning", "newton"}
+        None: objective only; "gradient": objective and gradient.
+
+    Returns
+    -------
+    objective : ndarray of shape (n_nodes,)
+        ``sum_i w_i sum_j T_ij log g_ij``.
+    grad : ndarray of shape (n_nodes, n_children, n_coefs) or None
+    curv : ndarray or None
+        "bohning": (n_nodes, n_coefs, n_coefs), ``sum_i w_i s_iv x_i x_i^T``;
+        "newton": (n_nodes, b*n_coefs, b*n_coefs), the Fisher information.
+    """
+    n, p = X.shape
+    n_nodes, b, _ = coef.shape
+    flat = coef.reshape(n_nodes * b, p)
+    objective = np.zeros(n_nodes)
+    grad = curv = None
+    if curvature is not None:
+        grad = np.zeros((n_nodes * b, p))
+    if curvature == "bohning":
+        curv = np.zeros((n_nodes, p, p))
+    elif curvature == "newton":
+        curv = np.zeros((n_nodes, b * p, b * p))
+    width = n_nodes * b * p if curvature == "newton" else n_nodes * b
+    for start, stop in _row_blocks(n, width):
+        m = stop - start
+        Xc = X[start:stop]
+        log_g = Xc @ flat.T
+        _log_softmax_groups(log_g, b)
+        wc = w[start:stop]
+        mc = np.ones((m, n_nodes)) if mass is None else mass[start:stop]
+        if targets is not None:
+            Tc = targets[start:stop]
+        else:
+            Tc = np.zeros((m, n_nodes, b))
+            Tc[np.arange(m), :, y_idx[start:stop]] = mc
+            Tc = Tc.reshape(m, n_nodes * b)
+        wT = Tc * wc[:, None]
+        objective += (wT * log_g).reshape(m, n_nodes, b).sum(axis=(0, 2))
+        if curvature is None:
+            continue
+        g = np.exp(log_g)
+        ws = mc * wc[:, None]
+        grad += (wT - np.repeat(ws, b, axis=1) * g).T @ Xc
+        if curvature == "gradient":
+            continue
+        if curvature == "bohning":
+            curv += weighted_grams(Xc, ws)
+            continue
+        for v in range(n_nodes):
+            gv = g[:, v * b : (v + 1) * b]
+            diag = weighted_grams(Xc, gv * ws[:, v : v + 1])
+            U = ((np.sqrt(ws[:, v])[:, None] * gv)[:, :, None] * Xc[:, None, :]).reshape(m, b * p)
+            curv[v] -= U.T @ U
+            for j in range(b):
+                curv[v, j * p : (j + 1) * p, j * p : (j + 1) * p] += diag[j]
+    if grad is not None:
+        grad = grad.reshape(n_nodes, b, p)
+    return objective, grad, curv
+
+
+def mix(log_weight, values, out):
+    """``out[i] = sum_l exp(log_weight[i, l]) * values[i, l]``.
+
+    Parameters
+    ----------
+    log_weight, values : ndarray of shape (n_samples, n_leaves)
+    out : ndarray of shape (n_samples,)
+        Modified in place.
+    """
+    _mix_rows(log_weight, values, out)
+    return out
+
+
+def mix_categorical(X, coef, log_prior, out):
+    """Mixture class probabilities ``sum_l g_l(x) softmax(B_l x)``, chunked over rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_classes, n_coefs)
+    log_prior : ndarray of shape (n_samples, n_leaves)
+    out : ndarray of shape (n_samples, n_classes)
+        Modified in place.
+    """
+    K, n_classes, p = coef.shape
+    flat = coef.reshape(K * n_classes, p)
+    for start, stop in _row_blocks(X.shape[0], K * n_classes):
+        log_proba = X[start:stop] @ flat.T
+        _log_softmax_groups(log_proba, n_classes)
+        _mix_categorical_rows(log_prior[start:stop], log_proba, n_classes, out[start:stop])
+    return out

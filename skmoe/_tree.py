@@ -1,0 +1,73 @@
+"""Topology of a balanced gating tree: leaf priors and node targets.
+
+Levels are numbered from the root (level 0). Level d has ``n_nodes[d]`` gates,
+each with ``branching[d]`` children; leaves are numbered in mixed radix, so the
+ancestor edge of leaf l at level d is ``l // stride[d]`` with
+``stride[d] = prod(branching[d+1:])``. A flat mixture of experts is the tree
+``branching=(K,)``: one gate, K leaves.
+"""
+
+import numpy as np
+
+
+class GatingTree:
+    """A balanced gating tree.
+
+    Parameters
+    ----------
+    branching : tuple of int
+        Children per gate at each level, root first.
+    """
+
+    def __init__(self, branching):
+        self.branching = tuple(int(b) for b in branching)
+        self.n_levels = len(self.branching)
+        self.n_leaves = int(np.prod(self.branching))
+        self.n_nodes = [int(np.prod(self.branching[:d])) for d in range(self.n_levels)]
+        self.stride = [int(np.prod(self.branching[d + 1 :])) for d in range(self.n_levels)]
+
+    def leaf_log_prior(self, level_log_gates, out):
+        """Sum the log gate probabilities along each leaf's path.
+
+        Parameters
+        ----------
+        level_log_gates : list of ndarray of shape (n_samples, n_nodes[d] * branching[d])
+        out : ndarray of shape (n_samples, n_leaves)
+            Modified in place.
+        """
+        n = out.shape[0]
+        out[:] = 0.0
+        for d, log_gate in enumerate(level_log_gates):
+            view = out.reshape(n, self.n_nodes[d] * self.branching[d], self.stride[d])
+            view += log_gate[:, :, None]
+        return out
+
+    def level_targets(self, resp, d):
+        """Posterior targets of the gates of level d.
+
+        Parameters
+        ----------
+        resp : ndarray of shape (n_samples, n_leaves)
+        d : int
+
+        Returns
+        -------
+        targets : ndarray of shape (n_samples, n_nodes[d] * branching[d])
+            Responsibility summed over the leaves below each edge.
+        mass : ndarray of shape (n_samples, n_nodes[d]) or None
+            Responsibility reaching each gate; None at the root, where it is 1.
+        """
+        n = resp.shape[0]
+        n_edges = self.n_nodes[d] * self.branching[d]
+        if self.stride[d] == 1:
+            targets = resp
+        else:
+            targets = resp.reshape(n, n_edges, self.stride[d]).sum(axis=2)
+        if d == 0:
+            return np.ascontiguousarray(targets), None
+        mass = targets.reshape(n, self.n_nodes[d], self.branching[d]).sum(axis=2)
+        return np.ascontiguousarray(targets), mass
+
+    def n_gate_params(self, n_coefs):
+        """Free gate parameters (one reference child per gate)."""
+        return sum(nodes * (b - 1) * n_coefs for nodes, b in zip(self.n_nodes, self.branching))
