@@ -28,6 +28,10 @@ from ._kernels import get_backend
 from ._tree import GatingTree
 
 
+# Share of the initial responsibility spread evenly over the experts.
+_INIT_SOFTENING = 0.5
+
+
 def _weighted_scaling(X, w):
     """Weighted column means and standard deviations (1 for constant columns)."""
     mean = np.average(X, axis=0, weights=w)
@@ -66,7 +70,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random"})],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data"})],
         "reg_gate": [Interval(Real, 0.0, None, closed="left")],
         "reg_expert": [Interval(Real, 0.0, None, closed="left")],
         "warm_start": ["boolean"],
@@ -171,21 +175,29 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
 
     def _initial_resp(self, problem, X_std, random_state):
+        """Initial responsibilities, shape (n_samples, n_leaves)."""
         n = problem.weight.shape[0]
         K = GatingTree(self._branching()).n_leaves
         if self.init_params == "random":
             resp = random_state.uniform(size=(n, K))
             return resp / resp.sum(axis=1, keepdims=True)
         Z = np.hstack([X_std, self._kmeans_target(problem.target)])
-        seed = random_state.randint(np.iinfo(np.int32).max)
-        with warnings.catch_warnings():
-            # Fewer distinct points than experts: k-means says so, and EM copes.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            labels = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(
-                Z, sample_weight=problem.weight
-            ).labels_
-        resp = np.zeros((n, K))
-        resp[np.arange(n), labels] = 1.0
+        if self.init_params == "kmeans":
+            seed = random_state.randint(np.iinfo(np.int32).max)
+            with warnings.catch_warnings():
+                # Fewer distinct points than experts: k-means says so, and EM copes.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                labels = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(
+                    Z, sample_weight=problem.weight
+                ).labels_
+        else:
+            positive = np.flatnonzero(problem.weight > 0)
+            centres = Z[random_state.choice(positive, K, replace=positive.size < K)]
+            sq_dist = (centres**2).sum(axis=1) - 2.0 * Z @ centres.T
+            labels = np.argmin(sq_dist, axis=1)
+        # A hard partition, softened: EM can still move samples between experts.
+        resp = np.full((n, K), _INIT_SOFTENING / K)
+        resp[np.arange(n), labels] += 1.0 - _INIT_SOFTENING
         return resp
 
     # ------------------------------------------------------------------

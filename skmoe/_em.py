@@ -14,7 +14,7 @@ from ._gating import bohning_bound, penalty, resolve_solver, softmax_m_step
 
 # Gate and multinomial-expert steps taken when the first M-step starts from
 # zero coefficients (one step from zero is a poor start for a softmax).
-_INIT_STEPS = 10
+_INIT_STEPS = 3
 
 
 @dataclass
