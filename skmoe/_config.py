@@ -17,3 +17,6 @@ BLOCK_ELEMENTS = 1 << 19
 # Below this many coefficients per node, the exact Newton gate step is the
 # default ("auto"); above it, the Boehning bound is cheaper per iteration.
 NEWTON_MAX_COEFS = 64
+
+# Below this many inner-loop steps a row kernel runs its serial build.
+PARALLEL_MIN_WORK = 1 << 16

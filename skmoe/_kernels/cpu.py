@@ -24,8 +24,27 @@ from .. import _config
 # Row operations (Numba)
 
 
-@njit(parallel=True, cache=False)
-def _log_softmax_groups(Z, n_children):
+class _RowKernel:
+    """One source compiled serially and in parallel (umap's pattern).
+
+    Small problems run the serial build: a parallel launch costs more than the
+    work, and a cached serial build starts fast. Both builds split the rows the
+    same way, so they give identical results.
+    """
+
+    def __init__(self, fn):
+        self.serial = njit(cache=_config.NUMBA_CACHE)(fn)
+        # Never cached: a cached parallel build fixes the thread count (pynndescent #175).
+        self.parallel = njit(parallel=True, cache=False)(fn)
+        self.__doc__ = fn.__doc__
+
+    def __call__(self, work, *args):
+        """Run on ``args``; ``work`` (about the number of inner-loop steps) picks the build."""
+        build = self.parallel if work >= _config.PARALLEL_MIN_WORK else self.serial
+        return build(*args)
+
+
+def _log_softmax_groups_source(Z, n_children):
     """Log-softmax over consecutive groups of ``n_children`` columns, in place."""
     n, m = Z.shape
     n_groups = m // n_children
@@ -44,8 +63,10 @@ def _log_softmax_groups(Z, n_children):
                 Z[i, base + j] -= lse
 
 
-@njit(parallel=True, cache=False)
-def _gaussian_from_mean(mean, y, var):
+_log_softmax_groups = _RowKernel(_log_softmax_groups_source)
+
+
+def _gaussian_from_mean_source(mean, y, var):
     """Turn expert means into Gaussian log-densities of y, in place."""
     n, K = mean.shape
     log_norm = np.empty(K)
@@ -59,8 +80,10 @@ def _gaussian_from_mean(mean, y, var):
             mean[i, k] = log_norm[k] - 0.5 * r * r * inv_var[k]
 
 
-@njit(parallel=True, cache=False)
-def _categorical_from_logits(Z, y_idx, n_classes, out):
+_gaussian_from_mean = _RowKernel(_gaussian_from_mean_source)
+
+
+def _categorical_from_logits_source(Z, y_idx, n_classes, out):
     """``out[i, l] = log softmax(Z[i, l*c:(l+1)*c])[y_idx[i]]``."""
     n, K = out.shape
     for i in prange(n):
@@ -76,8 +99,10 @@ def _categorical_from_logits(Z, y_idx, n_classes, out):
             out[i, k] = Z[i, base + y_idx[i]] - top - math.log(total)
 
 
-@njit(parallel=True, cache=False)
-def _posterior_chunks(log_prior, log_lik, w, out, chunk_size):
+_categorical_from_logits = _RowKernel(_categorical_from_logits_source)
+
+
+def _posterior_chunks_source(log_prior, log_lik, w, out, chunk_size):
     """Log-responsibilities in ``out``; returns the weighted log-normaliser per chunk."""
     n, K = out.shape
     n_chunks = (n + chunk_size - 1) // chunk_size
@@ -104,8 +129,10 @@ def _posterior_chunks(log_prior, log_lik, w, out, chunk_size):
     return partial
 
 
-@njit(parallel=True, cache=False)
-def _scale_block(X, weights, start, stop, block):
+_posterior_chunks = _RowKernel(_posterior_chunks_source)
+
+
+def _scale_block_source(X, weights, start, stop, block):
     """``block[i - start, l*p + a] = weights[i, l] * X[i, a]`` for rows start..stop."""
     p = X.shape[1]
     M = weights.shape[1]
@@ -118,8 +145,10 @@ def _scale_block(X, weights, start, stop, block):
                 block[r, base + a] = wm * X[i, a]
 
 
-@njit(parallel=True, cache=False)
-def _mix_rows(log_weight, values, out):
+_scale_block = _RowKernel(_scale_block_source)
+
+
+def _mix_rows_source(log_weight, values, out):
     """``out[i] = sum_l exp(log_weight[i, l]) * values[i, l]``."""
     n, K = values.shape
     for i in prange(n):
@@ -129,8 +158,10 @@ def _mix_rows(log_weight, values, out):
         out[i] = acc
 
 
-@njit(parallel=True, cache=False)
-def _mix_categorical_rows(log_prior, log_proba, n_classes, out):
+_mix_rows = _RowKernel(_mix_rows_source)
+
+
+def _mix_categorical_rows_source(log_prior, log_proba, n_classes, out):
     """``out[i, c] = sum_l exp(log_prior[i, l] + log_proba[i, l*C + c])``."""
     n, K = log_prior.shape
     for i in prange(n):
@@ -140,6 +171,9 @@ def _mix_categorical_rows(log_prior, log_proba, n_classes, out):
             base = k * n_classes
             for c in range(n_classes):
                 out[i, c] += math.exp(log_prior[i, k] + log_proba[i, base + c])
+
+
+_mix_categorical_rows = _RowKernel(_mix_categorical_rows_source)
 
 
 # --------------------------------------------------------------------------
@@ -158,7 +192,7 @@ def affine_log_softmax(X, coef, out):
     """
     n_nodes, n_children, p = coef.shape
     np.dot(X, coef.reshape(n_nodes * n_children, p).T, out=out)
-    _log_softmax_groups(out, n_children)
+    _log_softmax_groups(out.size, out, n_children)
     return out
 
 
@@ -175,7 +209,7 @@ def gaussian_log_prob(X, y, coef, var, out):
         Modified in place.
     """
     np.dot(X, coef.T, out=out)
-    _gaussian_from_mean(out, y, var)
+    _gaussian_from_mean(out.size, out, y, var)
     return out
 
 
@@ -200,7 +234,8 @@ def categorical_log_prob(X, coef, y_idx, out):
     flat = coef.reshape(K * n_classes, p)
     for start, stop in _row_blocks(X.shape[0], K * n_classes):
         logits = X[start:stop] @ flat.T
-        _categorical_from_logits(logits, y_idx[start:stop], n_classes, out[start:stop])
+        _categorical_from_logits(logits.size, logits, y_idx[start:stop], n_classes,
+                                 out[start:stop])
     return out
 
 
@@ -219,7 +254,7 @@ def posterior(log_prior, log_lik, w, out):
     log_likelihood : float
         ``sum_i w_i log sum_l exp(log_prior + log_lik)``.
     """
-    partial = _posterior_chunks(log_prior, log_lik, w, out, _config.CHUNK_SIZE)
+    partial = _posterior_chunks(out.size, log_prior, log_lik, w, out, _config.CHUNK_SIZE)
     return float(np.sum(partial))
 
 
@@ -242,7 +277,7 @@ def weighted_grams(X, weights):
     buf = np.empty((blocks[0][1] - blocks[0][0], M * p)) if blocks else None
     for start, stop in blocks:
         block = buf[: stop - start]
-        _scale_block(X, weights, start, stop, block)
+        _scale_block(block.size, X, weights, start, stop, block)
         grams += block.T @ X[start:stop]
     return grams.reshape(M, p, p)
 
@@ -319,7 +354,7 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
         m = stop - start
         Xc = X[start:stop]
         log_g = Xc @ flat.T
-        _log_softmax_groups(log_g, b)
+        _log_softmax_groups(log_g.size, log_g, b)
         wc = w[start:stop]
         mc = np.ones((m, n_nodes)) if mass is None else mass[start:stop]
         if targets is not None:
@@ -361,7 +396,7 @@ def mix(log_weight, values, out):
     out : ndarray of shape (n_samples,)
         Modified in place.
     """
-    _mix_rows(log_weight, values, out)
+    _mix_rows(values.size, log_weight, values, out)
     return out
 
 
@@ -380,6 +415,7 @@ def mix_categorical(X, coef, log_prior, out):
     flat = coef.reshape(K * n_classes, p)
     for start, stop in _row_blocks(X.shape[0], K * n_classes):
         log_proba = X[start:stop] @ flat.T
-        _log_softmax_groups(log_proba, n_classes)
-        _mix_categorical_rows(log_prior[start:stop], log_proba, n_classes, out[start:stop])
+        _log_softmax_groups(log_proba.size, log_proba, n_classes)
+        _mix_categorical_rows(log_proba.size, log_prior[start:stop], log_proba, n_classes,
+                              out[start:stop])
     return out

@@ -1,0 +1,116 @@
+"""Slow, obviously correct NumPy/SciPy versions of every kernel and of one EM step.
+
+Nothing here shares code with skmoe: loops over samples and experts, SciPy's
+``logsumexp``/``log_softmax``/``norm.logpdf``, and explicit outer products.
+"""
+
+import numpy as np
+from scipy import stats
+from scipy.special import log_softmax, logsumexp
+
+
+def affine_log_softmax(X, coef):
+    n_nodes, b, p = coef.shape
+    out = np.empty((X.shape[0], n_nodes * b))
+    for v in range(n_nodes):
+        out[:, v * b : (v + 1) * b] = log_softmax(X @ coef[v].T, axis=1)
+    return out
+
+
+def gaussian_log_prob(X, y, coef, var):
+    out = np.empty((X.shape[0], coef.shape[0]))
+    for k in range(coef.shape[0]):
+        out[:, k] = stats.norm.logpdf(y, loc=X @ coef[k], scale=np.sqrt(var[k]))
+    return out
+
+
+def categorical_log_prob(X, coef, y_idx):
+    n = X.shape[0]
+    out = np.empty((n, coef.shape[0]))
+    for k in range(coef.shape[0]):
+        log_p = log_softmax(X @ coef[k].T, axis=1)
+        out[:, k] = log_p[np.arange(n), y_idx]
+    return out
+
+
+def posterior(log_prior, log_lik, w):
+    joint = log_prior + log_lik
+    norm = logsumexp(joint, axis=1)
+    return joint - norm[:, None], float(np.sum(w * norm))
+
+
+def weighted_grams(X, weights):
+    n, p = X.shape
+    out = np.zeros((weights.shape[1], p, p))
+    for m in range(weights.shape[1]):
+        for i in range(n):
+            out[m] += weights[i, m] * np.outer(X[i], X[i])
+    return out
+
+
+def wls_stats(X, y, resp, w):
+    wr = resp * w[:, None]
+    gram = weighted_grams(X, wr)
+    xty = np.array([(wr[:, k] * y) @ X for k in range(resp.shape[1])])
+    yty = np.array([np.sum(wr[:, k] * y * y) for k in range(resp.shape[1])])
+    return gram, xty, yty, wr.sum(axis=0)
+
+
+def softmax_stats(X, coef, w, mass, targets):
+    """Objective, gradient, Fisher information and Boehning Gram, sample by sample."""
+    n, p = X.shape
+    n_nodes, b, _ = coef.shape
+    if mass is None:
+        mass = np.ones((n, n_nodes))
+    objective = np.zeros(n_nodes)
+    grad = np.zeros((n_nodes, b, p))
+    fisher = np.zeros((n_nodes, b * p, b * p))
+    gram = np.zeros((n_nodes, p, p))
+    for v in range(n_nodes):
+        for i in range(n):
+            log_g = log_softmax(coef[v] @ X[i])
+            g = np.exp(log_g)
+            T = targets[i, v * b : (v + 1) * b]
+            objective[v] += w[i] * T @ log_g
+            grad[v] += w[i] * np.outer(T - mass[i, v] * g, X[i])
+            fisher[v] += w[i] * mass[i, v] * np.kron(np.diag(g) - np.outer(g, g), np.outer(X[i], X[i]))
+            gram[v] += w[i] * mass[i, v] * np.outer(X[i], X[i])
+    return objective, grad, fisher, gram
+
+
+def mix(log_weight, values):
+    return np.sum(np.exp(log_weight) * values, axis=1)
+
+
+def mix_categorical(X, coef, log_prior):
+    out = np.zeros((X.shape[0], coef.shape[1]))
+    for k in range(coef.shape[0]):
+        out += np.exp(log_prior[:, [k]]) * np.exp(log_softmax(X @ coef[k].T, axis=1))
+    return out
+
+
+def gaussian_moe_em_step(X, y, w, gate_coef, expert_coef, expert_var):
+    """One EM iteration of a flat Gaussian MoE without ridge, full Newton gate step.
+
+    Returns the log-likelihood before the step and the new parameters, with the
+    gate's Newton step taken in full (the engine halves it only when the full
+    step lowers the gate objective, which the caller's data must avoid).
+    """
+    K, p = expert_coef.shape
+    log_prior = log_softmax(X @ gate_coef.T, axis=1)
+    log_lik = gaussian_log_prob(X, y, expert_coef, expert_var)
+    log_resp, ll = posterior(log_prior, log_lik, w)
+    resp = np.exp(log_resp)
+    new_coef = np.empty_like(expert_coef)
+    new_var = np.empty_like(expert_var)
+    for k in range(K):
+        sw = np.sqrt(w * resp[:, k])
+        beta = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+        new_coef[k] = beta
+        new_var[k] = np.sum(w * resp[:, k] * (y - X @ beta) ** 2) / np.sum(w * resp[:, k])
+    _, grad, fisher, _ = softmax_stats(X, gate_coef[None], w, None, resp)
+    # Child 0 is the reference: solve on the other children's coefficients.
+    step = np.linalg.solve(fisher[0][p:, p:], grad[0, 1:].ravel())
+    new_gate = gate_coef.copy()
+    new_gate[1:] += step.reshape(K - 1, p)
+    return ll, new_gate, new_coef, new_var

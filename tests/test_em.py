@@ -1,0 +1,231 @@
+"""EM engine and estimator invariants: oracle step, monotone likelihood, bookkeeping."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe._em import Model, Problem
+from skmoe._experts import GaussianExperts
+from skmoe._kernels import get_backend
+from skmoe._tree import GatingTree
+
+from . import reference as ref
+
+
+def _gated_data(n=300, seed=0, n_features=2):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, n_features))
+    first = rng.uniform(size=n) < 1.0 / (1.0 + np.exp(-3.0 * X[:, 0]))
+    y = np.where(first, 1.0 + 2.0 * X[:, 0], -1.0 - 2.0 * X[:, 0]) + 0.5 * rng.normal(size=n)
+    return X, y
+
+
+def _labels(X, seed=0):
+    rng = np.random.RandomState(seed)
+    first = rng.uniform(size=len(X)) < 1.0 / (1.0 + np.exp(-3.0 * X[:, 0]))
+    logit = np.where(first, 1.0 + 3.0 * X[:, -1], -1.0 - 3.0 * X[:, -1])
+    return (rng.uniform(size=len(X)) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
+
+
+def test_one_em_step_matches_reference():
+    rng = np.random.RandomState(0)
+    n, K = 200, 3
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, 2))])
+    y = rng.normal(size=n) + X[:, 1]
+    w = rng.uniform(0.5, 1.5, size=n)
+    gate = rng.normal(scale=0.5, size=(K, 3))
+    gate[0] = 0.0
+    coef = rng.normal(size=(K, 3))
+    var = rng.uniform(0.5, 2.0, size=K)
+    model = Model(kernels=get_backend("cpu"), tree=GatingTree((K,)),
+                  experts=GaussianExperts(0.0, 1e-12), reg_gate=0.0, gate_solver="newton")
+    problem = Problem(X, X, y, w)
+    params = {"gates": [gate[None]], "experts": {"coef": coef, "var": var}}
+    ll, log_resp = model.e_step(params, problem)
+    new = model.m_step(params, problem, np.exp(log_resp))
+    ll_ref, gate_ref, coef_ref, var_ref = ref.gaussian_moe_em_step(X, y, w, gate, coef, var)
+    assert_allclose(ll, ll_ref, rtol=1e-12)
+    assert_allclose(new["experts"]["coef"], coef_ref, rtol=1e-9)
+    assert_allclose(new["experts"]["var"], var_ref, rtol=1e-9)
+    assert_allclose(new["gates"][0][0], gate_ref, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    n_samples=st.integers(30, 150),
+    n_features=st.integers(1, 3),
+    n_experts=st.integers(1, 4),
+    solver=st.sampled_from(["newton", "bohning"]),
+    reg=st.sampled_from([0.0, 1e-6, 0.3]),
+    weighted=st.booleans(),
+    classifier=st.booleans(),
+    init=st.sampled_from(["kmeans", "random", "random_from_data"]),
+)
+def test_log_likelihood_never_decreases(seed, n_samples, n_features, n_experts, solver, reg,
+                                        weighted, classifier, init):
+    rng = np.random.RandomState(seed)
+    X, y = _gated_data(n_samples, seed, n_features)
+    X = X * rng.uniform(0.1, 10.0, size=n_features) + rng.normal(size=n_features)
+    w = rng.uniform(0.0, 3.0, size=n_samples) if weighted else None
+    if classifier:
+        y = _labels(X, seed)
+        if np.unique(y).size < 2:
+            y[:2] = [0, 1]
+        est = MixtureOfExpertsClassifier(n_experts, reg_expert=reg)
+    else:
+        est = MixtureOfExpertsRegressor(n_experts, reg_expert=reg)
+    est.set_params(gate_solver=solver, reg_gate=reg, init_params=init, max_iter=30, tol=0.0,
+                   random_state=seed)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y, sample_weight=w)
+    bounds = est.lower_bounds_
+    assert np.all(np.isfinite(bounds))
+    scale = 1e-9 * (1.0 + np.abs(bounds[:-1]))
+    assert np.all(np.diff(bounds) >= -scale), np.diff(bounds).min()
+
+
+@pytest.mark.parametrize("Estimator", [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier])
+def test_warm_start_continues(Estimator):
+    X, y = _gated_data()
+    if Estimator is MixtureOfExpertsClassifier:
+        y = _labels(X)
+    two = Estimator(2, max_iter=2, tol=0.0, random_state=1)
+    one = clone(two).set_params(max_iter=1, warm_start=True)
+    with pytest.warns(ConvergenceWarning):
+        two.fit(X, y)
+        one.fit(X, y)
+        one.fit(X, y)
+    assert_allclose(one.lower_bound_, two.lower_bound_, rtol=1e-12)
+    assert_allclose(one.gate_coef_, two.gate_coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_max_iter_zero_returns_initialisation():
+    X, y = _gated_data()
+    est = MixtureOfExpertsRegressor(2, max_iter=0, random_state=0).fit(X, y)
+    assert est.n_iter_ == 0 and not est.converged_
+    assert est.lower_bounds_.shape == (1,)
+    longer = clone(est).set_params(max_iter=50).fit(X, y)
+    assert_allclose(longer.lower_bounds_[0], est.lower_bound_, rtol=1e-12)
+
+
+def test_more_starts_never_worse():
+    X, y = _gated_data(seed=3)
+    one = MixtureOfExpertsRegressor(3, random_state=0).fit(X, y)
+    many = MixtureOfExpertsRegressor(3, n_init=5, random_state=0).fit(X, y)
+    assert many.lower_bound_ >= one.lower_bound_ - 1e-9
+
+
+def test_single_expert_is_weighted_least_squares():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 3)) * [1.0, 100.0, 0.01]
+    y = X @ [1.0, -0.02, 30.0] + 5.0 + rng.normal(size=100)
+    w = rng.uniform(0.1, 2.0, size=100)
+    est = MixtureOfExpertsRegressor(1, reg_expert=0.0).fit(X, y, sample_weight=w)
+    ols = LinearRegression().fit(X, y, sample_weight=w)
+    assert_allclose(est.expert_coef_[0], ols.coef_, rtol=1e-8)
+    assert_allclose(est.expert_intercept_[0], ols.intercept_, rtol=1e-8)
+    rss = np.sum(w * (y - ols.predict(X)) ** 2) / w.sum()
+    assert_allclose(est.expert_variance_[0], rss, rtol=1e-8)
+    assert_allclose(est.predict(X), ols.predict(X), rtol=1e-8)
+    expected_ll = np.sum(w * (-0.5 * np.log(2 * np.pi * rss) - 0.5 * (y - ols.predict(X)) ** 2 / rss))
+    assert_allclose(est.log_likelihood(X, y, sample_weight=w), expected_ll, rtol=1e-10)
+
+
+def test_probabilities_sum_to_one_and_likelihood_matches_bound():
+    X, y = _gated_data()
+    est = MixtureOfExpertsRegressor(3, reg_gate=0.0, reg_expert=0.0, random_state=0).fit(X, y)
+    assert_allclose(est.predict_gate(X).sum(axis=1), 1.0, rtol=1e-12)
+    assert_allclose(est.predict_responsibilities(X, y).sum(axis=1), 1.0, rtol=1e-12)
+    # Without ridge the bound is the log-likelihood of the final parameters.
+    assert_allclose(est.log_likelihood(X, y), est.lower_bound_, rtol=1e-12)
+    # E[y|x] is the gate-weighted mean of the experts' predictions.
+    assert_allclose(est.predict(X), np.sum(est.predict_gate(X) * est.predict_experts(X), axis=1))
+
+
+def test_likelihood_weights_equal_repetition():
+    X, y = _gated_data()
+    est = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y)
+    w = np.arange(len(y)) % 3
+    repeated = np.repeat(np.arange(len(y)), w)
+    assert_allclose(est.log_likelihood(X, y, sample_weight=w),
+                    est.log_likelihood(X[repeated], y[repeated]), rtol=1e-12)
+
+
+def test_intercept_only_gate_is_a_mixture_of_regressions():
+    X, y = _gated_data()
+    est = MixtureOfExpertsRegressor(2, gate_features=[], random_state=0).fit(X, y)
+    assert est.gate_coef_.shape == (2, 0)
+    gate = est.predict_gate(X)
+    assert_allclose(gate, np.broadcast_to(gate[0], gate.shape), rtol=1e-12)
+
+
+def test_separate_gate_and_expert_covariates_by_name():
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({"z": rng.normal(size=400), "x": rng.normal(size=400)})
+    first = frame.z > 0
+    y = np.where(first, 2.0 * frame.x, -2.0 * frame.x) + 0.1 * rng.normal(size=400)
+    est = MixtureOfExpertsRegressor(2, gate_features=["z"], expert_features=["x"], n_init=3,
+                                    random_state=0).fit(frame, y)
+    assert est.gate_coef_.shape == (2, 1) and est.expert_coef_.shape == (2, 1)
+    assert_allclose(np.sort(est.expert_coef_.ravel()), [-2.0, 2.0], atol=0.1)
+    mask = MixtureOfExpertsRegressor(2, gate_features=[True, False], expert_features=[1],
+                                     n_init=3, random_state=0).fit(frame.values, y)
+    assert_allclose(mask.lower_bound_, est.lower_bound_, rtol=1e-10)
+
+
+def test_gate_solvers_agree_at_convergence():
+    X, y = _gated_data(seed=5)
+    fits = [MixtureOfExpertsRegressor(2, gate_solver=s, tol=1e-12, max_iter=5000,
+                                      random_state=0).fit(X, y) for s in ["newton", "bohning"]]
+    assert_allclose(fits[0].lower_bound_, fits[1].lower_bound_, rtol=1e-7)
+    assert_allclose(fits[0].predict(X), fits[1].predict(X), rtol=1e-4, atol=1e-4)
+
+
+def test_classifier_labels_and_probabilities():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 2))
+    y = np.array(["low", "mid", "high"])[np.digitize(X[:, 0] + 0.3 * X[:, 1], [-0.5, 0.5])]
+    clf = MixtureOfExpertsClassifier(2, random_state=0).fit(X, y)
+    assert_array_equal(clf.classes_, ["high", "low", "mid"])
+    proba = clf.predict_proba(X)
+    assert proba.shape == (300, 3)
+    assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert_allclose(clf.predict_log_proba(X), np.log(proba))
+    assert clf.score(X, y) > 0.9
+    assert set(clf.predict(X)) <= set(y)
+    assert clf.expert_coef_.shape == (2, 3, 2)
+
+
+def test_convergence_warning_and_verbose(capsys):
+    X, y = _gated_data()
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        MixtureOfExpertsRegressor(2, max_iter=2, tol=0.0, verbose=2, verbose_interval=1,
+                                  random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert re.search(r"Iteration 2\s+mean log-likelihood", out)
+    assert "Initialization done" in out
+
+
+def test_same_random_state_same_fit():
+    X, y = _gated_data()
+    a = MixtureOfExpertsRegressor(3, n_init=2, random_state=7).fit(X, y)
+    b = MixtureOfExpertsRegressor(3, n_init=2, random_state=7).fit(X, y)
+    assert_array_equal(a.lower_bounds_, b.lower_bounds_)
+    assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_n_parameters():
+    X, y = _gated_data(n_features=3)
+    est = MixtureOfExpertsRegressor(3, gate_features=[0], random_state=0).fit(X, y)
+    # gate: 2 free rows of (1 + 1); experts: 3 x (1 + 3 coefficients + variance)
+    assert est.n_parameters() == 2 * 2 + 3 * 5

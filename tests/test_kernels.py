@@ -1,0 +1,170 @@
+"""Every CPU kernel against the slow oracle in tests/reference.py."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.testing import assert_allclose
+
+from skmoe import _config
+from skmoe._kernels import get_backend
+
+from . import reference as ref
+
+cpu = get_backend("cpu")
+
+
+@pytest.fixture(autouse=True, params=["serial", "serial-tiny-chunks", "parallel-tiny-chunks"])
+def chunking(request, monkeypatch):
+    """Run each test with the real chunking and with chunks of a few rows,
+    through the serial and the parallel builds of the row kernels."""
+    if "tiny" in request.param:
+        monkeypatch.setattr(_config, "CHUNK_SIZE", 7)
+        monkeypatch.setattr(_config, "BLOCK_ELEMENTS", 40)
+    if "parallel" in request.param:
+        monkeypatch.setattr(_config, "PARALLEL_MIN_WORK", 0)
+
+
+def _problem(seed, n=53, p=4, K=3):
+    rng = np.random.RandomState(seed)
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
+    y = rng.normal(size=n)
+    w = rng.uniform(0.0, 2.0, size=n)
+    w[::9] = 0.0
+    resp = rng.dirichlet(np.ones(K), size=n)
+    return rng, X, y, w, resp
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("n_nodes, b", [(1, 2), (1, 5), (3, 2), (2, 3)])
+def test_affine_log_softmax(seed, n_nodes, b):
+    rng, X, *_ = _problem(seed)
+    coef = rng.normal(scale=3.0, size=(n_nodes, b, X.shape[1]))
+    out = np.empty((X.shape[0], n_nodes * b))
+    cpu.affine_log_softmax(X, coef, out)
+    assert_allclose(out, ref.affine_log_softmax(X, coef), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gaussian_log_prob(seed):
+    rng, X, y, *_ = _problem(seed)
+    coef = rng.normal(size=(4, X.shape[1]))
+    var = rng.uniform(0.01, 3.0, size=4)
+    out = np.empty((X.shape[0], 4))
+    cpu.gaussian_log_prob(X, y, coef, var, out)
+    assert_allclose(out, ref.gaussian_log_prob(X, y, coef, var), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_categorical_log_prob(seed, n_classes):
+    rng, X, *_ = _problem(seed)
+    coef = rng.normal(scale=2.0, size=(3, n_classes, X.shape[1]))
+    y_idx = rng.randint(n_classes, size=X.shape[0]).astype(np.int64)
+    out = np.empty((X.shape[0], 3))
+    cpu.categorical_log_prob(X, coef, y_idx, out)
+    assert_allclose(out, ref.categorical_log_prob(X, coef, y_idx), rtol=1e-12, atol=1e-12)
+
+
+finite = st.floats(-700, 50, allow_nan=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    log_prior=arrays(np.float64, (17, 3), elements=finite),
+    log_lik=arrays(np.float64, (17, 3), elements=finite),
+    w=arrays(np.float64, (17,), elements=st.floats(0, 10)),
+)
+def test_posterior(log_prior, log_lik, w):
+    out = np.empty_like(log_lik)
+    ll = cpu.posterior(log_prior, log_lik, w, out)
+    expected_resp, expected_ll = ref.posterior(log_prior, log_lik, w)
+    assert_allclose(out, expected_resp, rtol=1e-10, atol=1e-10)
+    assert_allclose(np.exp(out).sum(axis=1), 1.0, rtol=1e-12)
+    assert_allclose(ll, expected_ll, rtol=1e-10, atol=1e-9)
+
+
+def test_posterior_in_place():
+    """``out`` may alias ``log_lik`` (the engine relies on it)."""
+    rng, X, y, w, resp = _problem(0)
+    log_prior = np.log(resp)
+    log_lik = rng.normal(size=resp.shape)
+    expected, expected_ll = ref.posterior(log_prior, log_lik, w)
+    ll = cpu.posterior(log_prior, log_lik, w, log_lik)
+    assert_allclose(log_lik, expected, rtol=1e-12, atol=1e-12)
+    assert_allclose(ll, expected_ll, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_weighted_grams_and_wls_stats(seed):
+    rng, X, y, w, resp = _problem(seed)
+    assert_allclose(cpu.weighted_grams(X, resp * w[:, None]),
+                    ref.weighted_grams(X, resp * w[:, None]), rtol=1e-12, atol=1e-12)
+    for got, expected in zip(cpu.wls_stats(X, y, resp, w), ref.wls_stats(X, y, resp, w)):
+        assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("n_nodes, b", [(1, 3), (2, 2), (2, 4)])
+@pytest.mark.parametrize("root", [True, False])
+def test_softmax_stats_dense_targets(seed, n_nodes, b, root):
+    rng, X, y, w, _ = _problem(seed)
+    n = X.shape[0]
+    coef = rng.normal(size=(n_nodes, b, X.shape[1]))
+    coef[:, 0] = 0.0
+    mass = None if root else rng.uniform(0.0, 1.0, size=(n, n_nodes))
+    shares = rng.dirichlet(np.ones(b), size=(n, n_nodes))
+    scale = np.ones((n, n_nodes)) if mass is None else mass
+    targets = (shares * scale[:, :, None]).reshape(n, n_nodes * b)
+    objective, grad, fisher, gram = ref.softmax_stats(X, coef, w, mass, targets)
+    got = cpu.softmax_stats(X, coef, w, mass, targets, None, None)
+    assert_allclose(got[0], objective, rtol=1e-12)
+    got = cpu.softmax_stats(X, coef, w, mass, targets, None, "gradient")
+    assert_allclose(got[1], grad, rtol=1e-10, atol=1e-10)
+    got = cpu.softmax_stats(X, coef, w, mass, targets, None, "bohning")
+    assert_allclose(got[1], grad, rtol=1e-10, atol=1e-10)
+    assert_allclose(got[2], gram, rtol=1e-12, atol=1e-12)
+    got = cpu.softmax_stats(X, coef, w, mass, targets, None, "newton")
+    assert_allclose(got[2], fisher, rtol=1e-10, atol=1e-10)
+
+
+def test_softmax_stats_one_hot_targets():
+    """Multinomial experts: mass on the observed class equals dense targets."""
+    rng, X, y, w, resp = _problem(4)
+    n, K, c = X.shape[0], resp.shape[1], 3
+    coef = rng.normal(size=(K, c, X.shape[1]))
+    y_idx = rng.randint(c, size=n).astype(np.int64)
+    dense = np.zeros((n, K, c))
+    dense[np.arange(n), :, y_idx] = resp
+    dense = dense.reshape(n, K * c)
+    for curvature in [None, "gradient", "bohning", "newton"]:
+        got = cpu.softmax_stats(X, coef, w, resp, None, y_idx, curvature)
+        expected = cpu.softmax_stats(X, coef, w, resp, dense, None, curvature)
+        for a, b in zip(got, expected):
+            if a is not None:
+                assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mix(seed):
+    rng, X, y, w, resp = _problem(seed)
+    values = rng.normal(size=resp.shape)
+    out = np.empty(X.shape[0])
+    cpu.mix(np.log(resp), values, out)
+    assert_allclose(out, ref.mix(np.log(resp), values), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mix_categorical(seed):
+    rng, X, y, w, resp = _problem(seed)
+    coef = rng.normal(size=(resp.shape[1], 4, X.shape[1]))
+    out = np.empty((X.shape[0], 4))
+    cpu.mix_categorical(X, coef, np.log(resp), out)
+    assert_allclose(out, ref.mix_categorical(X, coef, np.log(resp)), rtol=1e-12)
+    assert_allclose(out.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="Unknown backend 'tpu'"):
+        get_backend("tpu")
