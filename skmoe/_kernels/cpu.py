@@ -176,6 +176,59 @@ def _mix_categorical_rows_source(log_prior, log_proba, n_classes, out):
 _mix_categorical_rows = _RowKernel(_mix_categorical_rows_source)
 
 
+def _softmax_rows_source(X, coef, w, mass, targets, y_idx, chunk_size, want_grad,
+                         obj_part, grad_part, proba):
+    """Per-chunk objective and gradient of N softmax regressions, fused in one pass.
+
+    ``mass`` with no rows means 1 (the root); ``targets`` with no rows means the
+    mass sits on class ``y_idx``; ``proba`` with rows receives the probabilities.
+    """
+    n, p = X.shape
+    n_nodes, b, _ = coef.shape
+    has_mass = mass.shape[0] > 0
+    has_targets = targets.shape[0] > 0
+    keep_proba = proba.shape[0] > 0
+    n_chunks = obj_part.shape[0]
+    for c in prange(n_chunks):
+        z = np.empty(b)
+        start = c * chunk_size
+        stop = min(n, start + chunk_size)
+        for i in range(start, stop):
+            for v in range(n_nodes):
+                s = mass[i, v] if has_mass else 1.0
+                top = -np.inf
+                for j in range(b):
+                    acc = 0.0
+                    for a in range(p):
+                        acc += coef[v, j, a] * X[i, a]
+                    z[j] = acc
+                    if acc > top:
+                        top = acc
+                total = 0.0
+                for j in range(b):
+                    total += math.exp(z[j] - top)
+                lse = top + math.log(total)
+                for j in range(b):
+                    log_g = z[j] - lse
+                    if has_targets:
+                        t = targets[i, v * b + j]
+                    else:
+                        t = s if y_idx[i] == j else 0.0
+                    obj_part[c, v] += w[i] * t * log_g
+                    if want_grad:
+                        g = math.exp(log_g)
+                        if keep_proba:
+                            proba[i, v * b + j] = g
+                        r = w[i] * (t - s * g)
+                        for a in range(p):
+                            grad_part[c, v, j, a] += r * X[i, a]
+
+
+_softmax_rows = _RowKernel(_softmax_rows_source)
+_EMPTY_2D = np.zeros((0, 0))
+_EMPTY_IDX = np.zeros(0, dtype=np.int64)
+
+
 # --------------------------------------------------------------------------
 # Kernel interface
 
@@ -282,6 +335,30 @@ def weighted_grams(X, weights):
     return grams.reshape(M, p, p)
 
 
+def khatri_rao_gram(X, weights):
+    """``sum_i (weights_i (x) x_i)(weights_i (x) x_i)^T`` in one pass over X.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    weights : ndarray of shape (n_samples, n_stats)
+
+    Returns
+    -------
+    gram : ndarray of shape (n_stats * n_coefs, n_stats * n_coefs)
+    """
+    n, p = X.shape
+    M = weights.shape[1]
+    gram = np.zeros((M * p, M * p))
+    blocks = _row_blocks(n, M * p)
+    buf = np.empty((blocks[0][1] - blocks[0][0], M * p)) if blocks else None
+    for start, stop in blocks:
+        block = buf[: stop - start]
+        _scale_block(block.size, X, weights, start, stop, block)
+        gram += block.T @ block
+    return gram
+
+
 def wls_stats(X, y, resp, w):
     """All experts' weighted least-squares statistics.
 
@@ -340,50 +417,38 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     """
     n, p = X.shape
     n_nodes, b, _ = coef.shape
-    flat = coef.reshape(n_nodes * b, p)
-    objective = np.zeros(n_nodes)
-    grad = curv = None
-    if curvature is not None:
-        grad = np.zeros((n_nodes * b, p))
+    n_chunks = (n + _config.CHUNK_SIZE - 1) // _config.CHUNK_SIZE
+    want_grad = curvature is not None
+    obj_part = np.zeros((n_chunks, n_nodes))
+    grad_part = np.zeros((n_chunks if want_grad else 0, n_nodes, b, p))
+    proba = np.empty((n, n_nodes * b) if curvature == "newton" else (0, 0))
+    _softmax_rows(
+        n * n_nodes * b * p, X, coef, w,
+        _EMPTY_2D if mass is None else mass,
+        _EMPTY_2D if targets is None else targets,
+        _EMPTY_IDX if y_idx is None else y_idx,
+        _config.CHUNK_SIZE, want_grad, obj_part, grad_part, proba,
+    )
+    objective = obj_part.sum(axis=0)
+    if not want_grad:
+        return objective, None, None
+    grad = grad_part.sum(axis=0)
+    if curvature == "gradient":
+        return objective, grad, None
+    ws = np.ascontiguousarray(
+        np.broadcast_to(w[:, None], (n, n_nodes)) if mass is None else mass * w[:, None]
+    )
     if curvature == "bohning":
-        curv = np.zeros((n_nodes, p, p))
-    elif curvature == "newton":
-        curv = np.zeros((n_nodes, b * p, b * p))
-    width = n_nodes * b * p if curvature == "newton" else n_nodes * b
-    for start, stop in _row_blocks(n, width):
-        m = stop - start
-        Xc = X[start:stop]
-        log_g = Xc @ flat.T
-        _log_softmax_groups(log_g.size, log_g, b)
-        wc = w[start:stop]
-        mc = np.ones((m, n_nodes)) if mass is None else mass[start:stop]
-        if targets is not None:
-            Tc = targets[start:stop]
-        else:
-            Tc = np.zeros((m, n_nodes, b))
-            Tc[np.arange(m), :, y_idx[start:stop]] = mc
-            Tc = Tc.reshape(m, n_nodes * b)
-        wT = Tc * wc[:, None]
-        objective += (wT * log_g).reshape(m, n_nodes, b).sum(axis=(0, 2))
-        if curvature is None:
-            continue
-        g = np.exp(log_g)
-        ws = mc * wc[:, None]
-        grad += (wT - np.repeat(ws, b, axis=1) * g).T @ Xc
-        if curvature == "gradient":
-            continue
-        if curvature == "bohning":
-            curv += weighted_grams(Xc, ws)
-            continue
-        for v in range(n_nodes):
-            gv = g[:, v * b : (v + 1) * b]
-            diag = weighted_grams(Xc, gv * ws[:, v : v + 1])
-            U = ((np.sqrt(ws[:, v])[:, None] * gv)[:, :, None] * Xc[:, None, :]).reshape(m, b * p)
-            curv[v] -= U.T @ U
-            for j in range(b):
-                curv[v, j * p : (j + 1) * p, j * p : (j + 1) * p] += diag[j]
-    if grad is not None:
-        grad = grad.reshape(n_nodes, b, p)
+        return objective, grad, weighted_grams(X, ws)
+    curv = np.zeros((n_nodes, b * p, b * p))
+    for v in range(n_nodes):
+        gv = proba[:, v * b : (v + 1) * b]
+        ws_v = ws[:, v]
+        # Fisher information: blockdiag_j(sum w s g_j x x^T) - sum w s (g (x) x)(g (x) x)^T
+        curv[v] = -khatri_rao_gram(X, gv * np.sqrt(ws_v)[:, None])
+        diag = weighted_grams(X, gv * ws_v[:, None])
+        for j in range(b):
+            curv[v, j * p : (j + 1) * p, j * p : (j + 1) * p] += diag[j]
     return objective, grad, curv
 
 
