@@ -14,8 +14,9 @@ from . import __version__
 
 _COMPARE_DESCRIPTION = """\
 Fit these models on an 80/20 split of a built-in synthetic data set and print
-a table of the held-out relative error (test MSE / Var(y_test)), the fit time
-(including any hyperparameter tuning) and the predict time:
+a table of the held-out relative error (test MSE / Var(y_test)), the mean
+negative log predictive density (NLPD, nats), the fit time (including any
+hyperparameter tuning) and the predict time:
 
   MoE        MixtureOfExpertsRegressor(n_experts=N, n_init=3): Gaussian linear
              experts and a softmax gate, fitted by EM;
@@ -28,8 +29,10 @@ a table of the held-out relative error (test MSE / Var(y_test)), the fit time
              as the final estimator;
   linear     LinearRegression.
 
-The last line is the Bayes reference: the true conditional mean E[y|x] of the
-generating model. Data sets:
+Models without a predictive density are given the Gaussian N(prediction, s^2)
+with s^2 their test MSE, the best constant variance (marked *; it flatters
+them). The last line is the Bayes reference: the generating model's own
+conditional mean and density. Data sets:
 
   piecewise-linear  make_piecewise_linear: X uniform on [-1, 1]^5, 4 regimes
                     cut by oblique hyperplanes, a linear function in each,
@@ -72,9 +75,8 @@ def _build_parser():
         help="seed of the data, the split and every model (default: %(default)s)",
     )
     compare.add_argument(
-        "--n-experts", type=_positive_int, default=None,
-        help="experts of the MoE (default: 4 on piecewise-linear, 2 on heteroscedastic, "
-             "the true numbers of regimes)",
+        "--n-experts", type=_positive_int, default=4,
+        help="experts of the MoE (default: %(default)s)",
     )
     compare.add_argument(
         "--select-experts", action="store_true",

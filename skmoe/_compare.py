@@ -26,10 +26,6 @@ from .datasets import make_heteroscedastic_regression, make_piecewise_linear
 
 DATASETS = ("piecewise-linear", "heteroscedastic")
 
-# Experts used when --n-experts is not given: the number of regimes that
-# generated the data set.
-DEFAULT_N_EXPERTS = {"piecewise-linear": 4, "heteroscedastic": 2}
-
 # Candidates of the optional inner grid search over the number of experts.
 N_EXPERTS_GRID = (2, 4, 8)
 
@@ -41,21 +37,32 @@ TEST_SIZE = 0.2
 
 @dataclass
 class Dataset:
-    """A data set and the true conditional mean of y, used as the Bayes reference."""
+    """A data set, with the truth of the generating model as the Bayes reference.
+
+    ``mean`` is ``E[y | x]`` and ``log_density`` is ``log p(y_i | x_i)`` under
+    the generating model, one per sample.
+    """
 
     name: str
     description: str
     X: np.ndarray
     y: np.ndarray
     mean: np.ndarray
+    log_density: np.ndarray
 
 
 @dataclass
 class Result:
-    """Held-out scores of one model; times are None for the Bayes reference."""
+    """Held-out scores of one model; times are None for the Bayes reference.
+
+    ``nlpd_is_gaussian`` marks a model without a predictive density, scored
+    with a Gaussian around its predictions (see :func:`run_compare`).
+    """
 
     label: str
     relative_error: float
+    nlpd: float
+    nlpd_is_gaussian: bool = False
     fit_time: float = None
     predict_time: float = None
 
@@ -78,17 +85,17 @@ def load_dataset(name, n_samples, random_state):
             n_samples, n_features=5, n_regimes=4, noise=0.5, random_state=random_state,
             return_truth=True,
         )
-        description = ("piecewise-linear regimes (make_piecewise_linear: 5 inputs, "
-                       "4 oblique regimes, noise 0.5)")
+        description = ("make_piecewise_linear(n_features=5, n_regimes=4, noise=0.5): "
+                       "4 oblique regimes, a linear function in each")
     elif name == "heteroscedastic":
         X, y, truth = make_heteroscedastic_regression(
             n_samples, random_state=random_state, return_truth=True
         )
-        description = ("heteroscedastic two-regime mixture (make_heteroscedastic_regression: "
-                       "gate sigmoid(3 x1), 2 irrelevant inputs)")
+        description = ("make_heteroscedastic_regression(): 2 regimes, gate sigmoid(3 x1), "
+                       "noise sd 0.2 and 0.8, 2 irrelevant inputs")
     else:
         raise ValueError(f"Unknown data set {name!r}; expected one of {DATASETS}.")
-    return Dataset(name, description, X, y, truth["mean"])
+    return Dataset(name, description, X, y, truth["mean"], truth["log_density"])
 
 
 def _tuned_tree(random_state):
@@ -158,19 +165,22 @@ def _warm_up(X, y, n_experts, random_state):
     with warnings.catch_warnings():
         # Two iterations do not converge, and are not meant to.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        MixtureOfExpertsRegressor(n_experts=n_experts, max_iter=2, tol=0.0,
-                                  random_state=random_state).fit(X[:n], y[:n])
+        model = MixtureOfExpertsRegressor(n_experts=n_experts, max_iter=2, tol=0.0,
+                                          random_state=random_state).fit(X[:n], y[:n])
+    model.predict(X[:n])
+    model.log_likelihood(X[:n], y[:n])
 
 
 @dataclass
 class Split:
-    """The 80/20 split of a data set, with the true conditional mean on the test part."""
+    """The 80/20 split of a data set, with the truth on the test part."""
 
     X_train: np.ndarray
     X_test: np.ndarray
     y_train: np.ndarray
     y_test: np.ndarray
     mean_test: np.ndarray
+    log_density_test: np.ndarray
 
 
 def split_dataset(dataset, random_state):
@@ -185,10 +195,10 @@ def split_dataset(dataset, random_state):
     -------
     split : Split
     """
-    X_train, X_test, y_train, y_test, _, mean_test = train_test_split(
-        dataset.X, dataset.y, dataset.mean, test_size=TEST_SIZE, random_state=random_state
-    )
-    return Split(X_train, X_test, y_train, y_test, mean_test)
+    parts = train_test_split(dataset.X, dataset.y, dataset.mean, dataset.log_density,
+                             test_size=TEST_SIZE, random_state=random_state)
+    X_train, X_test, y_train, y_test, _, mean_test, _, log_density_test = parts
+    return Split(X_train, X_test, y_train, y_test, mean_test, log_density_test)
 
 
 def run_compare(split, n_experts, random_state, select_experts=False, n_jobs=None, log=None):
@@ -210,7 +220,16 @@ def run_compare(split, n_experts, random_state, select_experts=False, n_jobs=Non
     Returns
     -------
     results : list of Result
-        One per model, then the Bayes reference (the true conditional mean).
+        One per model, then the Bayes reference (the true conditional mean
+        and density).
+
+    Notes
+    -----
+    The relative error is the test MSE over ``Var(y_test)``. The NLPD is the
+    mean negative log predictive density of the test targets, in nats. A
+    mixture of experts has a predictive density; for the other models it is
+    that of ``N(prediction, s^2)`` with ``s^2`` their test MSE, the constant
+    variance that minimises their test NLPD: a score that flatters them.
     """
     log = sys.stderr if log is None else log
     var_test = float(np.var(split.y_test))
@@ -229,10 +248,19 @@ def run_compare(split, n_experts, random_state, select_experts=False, n_jobs=Non
         chosen = _describe_fitted(model)
         if chosen:
             label = f"{label}: {chosen}"
-        error = float(np.mean((split.y_test - pred) ** 2)) / var_test
-        results.append(Result(label, error, fit_time, predict_time))
+        mse = float(np.mean((split.y_test - pred) ** 2))
+        fitted = getattr(model, "best_estimator_", model)
+        if hasattr(fitted, "log_likelihood"):
+            nlpd = -fitted.log_likelihood(split.X_test, split.y_test) / split.y_test.size
+            gaussian = False
+        else:
+            nlpd = 0.5 * (np.log(2.0 * np.pi * mse) + 1.0)
+            gaussian = True
+        results.append(Result(label, mse / var_test, float(nlpd), gaussian,
+                              fit_time, predict_time))
     bayes = float(np.mean((split.y_test - split.mean_test) ** 2)) / var_test
-    results.append(Result("Bayes reference (true E[y|x])", bayes))
+    bayes_nlpd = -float(np.mean(split.log_density_test))
+    results.append(Result("Bayes reference (the generating model)", bayes, bayes_nlpd))
     return results
 
 
@@ -252,7 +280,7 @@ def format_header(dataset, split, random_state, n_experts):
     """
     n_train, n_test = split.X_train.shape[0], split.X_test.shape[0]
     return "\n".join([
-        f"data set: {dataset.name}: {dataset.description}",
+        f"data set: {dataset.name} = {dataset.description}",
         f"samples: {n_train + n_test} ({n_train} train, {n_test} test), "
         f"{dataset.X.shape[1]} features, random_state={random_state}",
         f"mixture of experts: {n_experts} experts",
@@ -260,7 +288,7 @@ def format_header(dataset, split, random_state, n_experts):
 
 
 def format_table(results):
-    """An aligned table of ``results``, with a line explaining the columns.
+    """An aligned table of ``results``, with notes explaining the columns.
 
     Parameters
     ----------
@@ -270,9 +298,10 @@ def format_table(results):
     -------
     table : str
     """
-    header = ["model", "relative error", "fit (s)", "predict (s)"]
+    header = ["model", "relative error", "NLPD", "fit (s)", "predict (s)"]
     rows = [
         [r.label, f"{r.relative_error:.4f}",
+         f"{r.nlpd:.4f}" + ("*" if r.nlpd_is_gaussian else " "),
          "-" if r.fit_time is None else f"{r.fit_time:.2f}",
          "-" if r.predict_time is None else f"{r.predict_time:.3f}"]
         for r in results
@@ -284,17 +313,20 @@ def format_table(results):
         rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:])]
         return "  ".join([first] + rest)
 
-    lines = [
-        "relative error = test MSE / Var(y_test); fit time includes any tuning "
-        "(Numba compilation excluded)",
-        line(header),
-        "  ".join("-" * w for w in widths),
-    ]
+    lines = [line(header), "  ".join("-" * w for w in widths)]
     lines += [line(row) for row in rows]
+    lines += [
+        "",
+        "relative error: test MSE / Var(y_test).",
+        "NLPD: mean negative log predictive density of the test targets, in nats;",
+        "  * = no predictive density: a Gaussian around the prediction with the test MSE",
+        "  as variance (the best constant variance, which flatters the model).",
+        "fit: seconds, including any tuning (Numba compilation excluded); predict: seconds.",
+    ]
     return "\n".join(lines)
 
 
-def compare(dataset="piecewise-linear", n_samples=10000, random_state=0, n_experts=None,
+def compare(dataset="piecewise-linear", n_samples=10000, random_state=0, n_experts=4,
             select_experts=False, n_jobs=None, out=None, log=None):
     """Run the whole comparison, printing the header first and the table last.
 
@@ -304,8 +336,7 @@ def compare(dataset="piecewise-linear", n_samples=10000, random_state=0, n_exper
     n_samples : int, default=10000
     random_state : int, default=0
         Seeds the data, the split and the models.
-    n_experts : int or None, default=None
-        None takes :data:`DEFAULT_N_EXPERTS` of the data set.
+    n_experts : int, default=4
     select_experts : bool, default=False
         See :func:`make_models`.
     n_jobs : int or None, default=None
@@ -318,8 +349,6 @@ def compare(dataset="piecewise-linear", n_samples=10000, random_state=0, n_exper
     results : list of Result
     """
     out = sys.stdout if out is None else out
-    if n_experts is None:
-        n_experts = DEFAULT_N_EXPERTS[dataset]
     data = load_dataset(dataset, n_samples, random_state)
     split = split_dataset(data, random_state)
     print(format_header(data, split, random_state, n_experts), file=out, flush=True)

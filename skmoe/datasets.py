@@ -56,6 +56,11 @@ def _oblique_directions(rng, n_features, n_regimes):
     return directions / np.linalg.norm(directions, axis=1, keepdims=True)
 
 
+def _normal_log_pdf(y, mean, sd):
+    """Log density of N(mean, sd^2) at y, elementwise."""
+    return -0.5 * (np.log(2.0 * np.pi * sd**2) + ((y - mean) / sd) ** 2)
+
+
 def _regimes(X, directions):
     """Index of the largest score ``w_k . x`` of each row, shape (n_samples,)."""
     return np.argmax(X @ directions.T, axis=1)
@@ -110,7 +115,9 @@ def make_piecewise_linear(
     truth : dict
         Only if ``return_truth`` is True, with keys ``"regime"`` (int ndarray
         of shape (n_samples,)), ``"mean"`` (``E[y | x]``, shape (n_samples,)),
-        ``"variance"`` (``Var(y | x)``, shape (n_samples,)), ``"directions"``
+        ``"variance"`` (``Var(y | x)``, shape (n_samples,)), ``"log_density"``
+        (``log p(y_i | x_i)`` of each drawn target under the generating model,
+        shape (n_samples,); inf if ``noise`` is 0), ``"directions"``
         (shape (n_regimes, n_features)), ``"coef"`` (shape (n_regimes,
         n_features)) and ``"intercept"`` (shape (n_regimes,)).
 
@@ -127,7 +134,7 @@ def make_piecewise_linear(
     ((100, 5), (100,))
     >>> X, y, truth = make_piecewise_linear(n_samples=100, random_state=0, return_truth=True)
     >>> sorted(truth)
-    ['coef', 'directions', 'intercept', 'mean', 'regime', 'variance']
+    ['coef', 'directions', 'intercept', 'log_density', 'mean', 'regime', 'variance']
     """
     n_samples = _check_positive_int(n_samples, "n_samples")
     n_features = _check_positive_int(n_features, "n_features")
@@ -152,10 +159,15 @@ def make_piecewise_linear(
     y = mean + noise * rng.normal(size=n_samples)
     if not return_truth:
         return X, y
+    if noise > 0:
+        log_density = -0.5 * (np.log(2.0 * np.pi * noise**2) + ((y - mean) / noise) ** 2)
+    else:
+        log_density = np.full(n_samples, np.inf)
     truth = {
         "regime": regime,
         "mean": mean,
         "variance": np.full(n_samples, float(noise) ** 2),
+        "log_density": log_density,
         "directions": directions,
         "coef": coef,
         "intercept": intercept,
@@ -192,8 +204,9 @@ def make_heteroscedastic_regression(n_samples=2000, random_state=None, *, return
         Only if ``return_truth`` is True, with keys ``"regime"`` (0 for the
         linear regime, 1 for the quadratic one; int ndarray of shape
         (n_samples,)), ``"gate"`` (``P(regime 0 | x)``), ``"mean"``
-        (``E[y | x]``) and ``"variance"`` (``Var(y | x)``, by the law of total
-        variance), each of shape (n_samples,).
+        (``E[y | x]``), ``"variance"`` (``Var(y | x)``, by the law of total
+        variance) and ``"log_density"`` (``log p(y_i | x_i)`` of each drawn
+        target under the generating mixture), each of shape (n_samples,).
 
     See Also
     --------
@@ -221,7 +234,12 @@ def make_heteroscedastic_regression(n_samples=2000, random_state=None, *, return
         return X, y
     mean = gate * mean0 + (1.0 - gate) * mean1
     variance = (gate * (sd0**2 + mean0**2) + (1.0 - gate) * (sd1**2 + mean1**2)) - mean**2
-    truth = {"regime": regime, "gate": gate, "mean": mean, "variance": variance}
+    log_density = np.logaddexp(
+        np.log(gate) + _normal_log_pdf(y, mean0, sd0),
+        np.log1p(-gate) + _normal_log_pdf(y, mean1, sd1),
+    )
+    truth = {"regime": regime, "gate": gate, "mean": mean, "variance": variance,
+             "log_density": log_density}
     return X, y, truth
 
 
