@@ -139,9 +139,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         if reset:
             classes = np.unique(y)
             if classes.size < 2:
+                label = classes[0].item() if hasattr(classes[0], "item") else classes[0]
                 raise ValueError(
                     f"The classifier needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {classes[0]!r}."
+                    f"but the data contains only one class: {label!r}."
                 )
             attributes = {"classes_": classes}
         else:
