@@ -1,8 +1,17 @@
 """skmoe: classical mixtures of experts with a scikit-learn API, fitted by EM."""
 
-from ._classification import MixtureOfExpertsClassifier
-from ._regression import MixtureOfExpertsRegressor
+from ._classification import (
+    HierarchicalMixtureOfExpertsClassifier,
+    MixtureOfExpertsClassifier,
+)
+from ._regression import HierarchicalMixtureOfExpertsRegressor, MixtureOfExpertsRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor", "__version__"]
+__all__ = [
+    "HierarchicalMixtureOfExpertsClassifier",
+    "HierarchicalMixtureOfExpertsRegressor",
+    "MixtureOfExpertsClassifier",
+    "MixtureOfExpertsRegressor",
+    "__version__",
+]

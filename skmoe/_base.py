@@ -28,6 +28,9 @@ from ._kernels import get_backend
 from ._tree import GatingTree
 
 
+# ``branching`` is checked element-wise in fit (see ``_gating_tree``).
+branching_constraint = "array-like"
+
 # Share of the initial responsibility spread evenly over the experts.
 _INIT_SOFTENING = 0.5
 
@@ -70,7 +73,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init_params": [StrOptions({"kmeans", "random", "random_from_data"})],
+        "init_params": [StrOptions({"kmeans", "random", "random_from_data", "tree"})],
         "reg_gate": [Interval(Real, 0.0, None, closed="left")],
         "reg_expert": [Interval(Real, 0.0, None, closed="left")],
         "warm_start": ["boolean"],
@@ -98,6 +101,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     @abstractmethod
     def _kmeans_target(self, target):
         """Target columns appended to the standardised X for k-means initialisation."""
+
+    @abstractmethod
+    def _cart(self, max_depth, seed):
+        """An unfitted CART tree for the "tree" initialisation."""
 
     @abstractmethod
     def _min_samples_per_expert(self):
@@ -154,11 +161,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _designs(self, X):
         return _make_designs(X, self._gate_idx, self._expert_idx, self._x_mean, self._x_scale)
 
+    def _gating_tree(self):
+        branching = self._branching()
+        valid = len(branching) > 0 and all(
+            isinstance(b, (Integral, np.integer)) and not isinstance(b, bool) for b in branching
+        )
+        if valid:
+            valid = branching[0] >= 1 if len(branching) == 1 else min(branching) >= 2
+        if not valid:
+            raise ValueError(
+                "branching should be a non-empty sequence of integers >= 2 (children per "
+                f"gate at each level, root first), or (K,) with K >= 1; got {branching!r}."
+            )
+        return GatingTree(branching)
+
     def _model(self, attributes=None):
         """The EM model; ``attributes`` are fitted ones not yet set on self."""
         return Model(
             kernels=get_backend(self.backend),
-            tree=GatingTree(self._branching()),
+            tree=self._gating_tree(),
             experts=self._make_experts(vars(self) if attributes is None else attributes),
             reg_gate=float(self.reg_gate),
             gate_solver=self.gate_solver,
@@ -177,12 +198,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _initial_resp(self, problem, X_std, random_state):
         """Initial responsibilities, shape (n_samples, n_leaves)."""
         n = problem.weight.shape[0]
-        K = GatingTree(self._branching()).n_leaves
+        K = self._gating_tree().n_leaves
         if self.init_params == "random":
             resp = random_state.uniform(size=(n, K))
             return resp / resp.sum(axis=1, keepdims=True)
-        Z = np.hstack([X_std, self._kmeans_target(problem.target)])
-        if self.init_params == "kmeans":
+        if self.init_params == "tree":
+            labels = self._tree_labels(X_std, problem, K, random_state)
+        elif self.init_params == "kmeans":
+            Z = np.hstack([X_std, self._kmeans_target(problem.target)])
             seed = random_state.randint(np.iinfo(np.int32).max)
             with warnings.catch_warnings():
                 # Fewer distinct points than experts: k-means says so, and EM copes.
@@ -191,6 +214,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                     Z, sample_weight=problem.weight
                 ).labels_
         else:
+            Z = np.hstack([X_std, self._kmeans_target(problem.target)])
             positive = np.flatnonzero(problem.weight > 0)
             centres = Z[random_state.choice(positive, K, replace=positive.size < K)]
             sq_dist = (centres**2).sum(axis=1) - 2.0 * Z @ centres.T
@@ -199,6 +223,27 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         resp = np.full((n, K), _INIT_SOFTENING / K)
         resp[np.arange(n), labels] += 1.0 - _INIT_SOFTENING
         return resp
+
+    def _tree_labels(self, X_std, problem, n_leaves, random_state):
+        """Leaves from a CART tree of the same depth (divide and conquer).
+
+        A balanced binary tree of depth ``D = ceil(log2 K)`` is grown on (X, y);
+        a CART leaf whose path from the root reads the bits ``b`` (left = 0),
+        padded with zeros to D bits, seeds expert ``floor(b K / 2^D)``, so
+        siblings in CART start as neighbours in the gating tree.
+        """
+        depth = max(1, int(np.ceil(np.log2(n_leaves))))
+        cart = self._cart(depth, random_state.randint(np.iinfo(np.int32).max))
+        cart.fit(X_std, problem.target, sample_weight=problem.weight)
+        left, right = cart.tree_.children_left, cart.tree_.children_right
+        path = np.zeros(left.size, dtype=np.int64)
+        level = np.zeros(left.size, dtype=np.int64)
+        for node in range(left.size):  # parents precede children in CART's numbering
+            if left[node] >= 0:
+                path[left[node]], path[right[node]] = 2 * path[node], 2 * path[node] + 1
+                level[left[node]] = level[right[node]] = level[node] + 1
+        slot = path << (depth - level)
+        return (slot[cart.apply(X_std)] * n_leaves) >> depth
 
     # ------------------------------------------------------------------
     # Fitting
@@ -309,7 +354,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "attributes": {**attributes, **target_attributes}}
 
     def _set_gate_attributes(self):
-        tree = GatingTree(self._branching())
+        tree = self._gating_tree()
         coefs, intercepts = [], []
         idx = self._gate_idx
         for coef in self._params["gates"]:
@@ -391,6 +436,87 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         problem = self._problem_for(X, y, sample_weight)
         ll, _ = self._model().e_step(self._params, problem)
         return ll + self._log_likelihood_offset(float(problem.weight.sum()))
+
+    def apply(self, X):
+        """Leaf each sample is routed to by following the most probable gate child.
+
+        Like :meth:`sklearn.tree.DecisionTreeRegressor.apply`: at every gate,
+        from the root down, the sample goes to the child with the highest gate
+        probability.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        leaves : ndarray of shape (n_samples,)
+            Expert index in ``[0, n_experts)``.
+        """
+        X = self._validate_X(X)
+        model = self._model()
+        levels = model.gate_log_probs(self._params["gates"], self._designs(X)[0])
+        rows = np.arange(X.shape[0])[:, None]
+        node = np.zeros(X.shape[0], dtype=np.intp)
+        for b, log_gate in zip(model.tree.branching, levels):
+            children = node[:, None] * b + np.arange(b)
+            node = node * b + np.argmax(log_gate[rows, children], axis=1)
+        return node
+
+    def export_text(self, feature_names=None, n_top=3, decimals=3):
+        """Text view of the gating tree and the experts, like ``sklearn.tree.export_text``.
+
+        Each gate lists, for every non-reference child, the ``n_top`` features
+        with the largest standardised effect on that child's log-odds against
+        child 0; each leaf lists its expert's coefficients.
+
+        Parameters
+        ----------
+        feature_names : list of str, default=None
+            Names of the columns of X; defaults to ``feature_names_in_`` or x0, x1, ...
+        n_top : int, default=3
+            Features shown per gate child.
+        decimals : int, default=3
+
+        Returns
+        -------
+        report : str
+        """
+        check_is_fitted(self)
+        if feature_names is None:
+            feature_names = getattr(self, "feature_names_in_", None)
+        if feature_names is None:
+            feature_names = [f"x{j}" for j in range(self.n_features_in_)]
+        names = np.asarray(feature_names, dtype=object)
+        tree = self._gating_tree()
+        fmt = f"{{:+.{decimals}g}}"
+        gate_names = names[self._gate_idx]
+
+        def gate_line(d, v):
+            coef = self._params["gates"][d][v]
+            parts = []
+            for j in range(1, coef.shape[0]):
+                order = np.argsort(-np.abs(coef[j, 1:]))[:n_top]
+                slopes = coef[j, 1:] / self._x_scale[self._gate_idx]
+                intercept = coef[j, 0] - slopes @ self._x_mean[self._gate_idx]
+                terms = " ".join(f"{fmt.format(slopes[k])}*{gate_names[k]}" for k in order)
+                parts.append(f"child {j} vs 0: {fmt.format(intercept)} {terms}".rstrip())
+            return "gate: " + ("; ".join(parts) if parts else "single child")
+
+        lines = []
+
+        def walk(d, v, indent):
+            lines.append(indent + gate_line(d, v))
+            for j in range(tree.branching[d]):
+                child = v * tree.branching[d] + j
+                if d + 1 == tree.n_levels:
+                    lines.append(f"{indent}|--- leaf {child}: {self._expert_text(child, names, fmt)}")
+                else:
+                    lines.append(f"{indent}|--- child {j}")
+                    walk(d + 1, child, indent + "|   ")
+
+        walk(0, 0, "")
+        return "\n".join(lines) + "\n"
 
     def n_parameters(self):
         """Number of free parameters of the fitted model (gates and experts).

@@ -4,14 +4,117 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import ClassifierMixin
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import BaseMixtureOfExperts
+from ._base import BaseMixtureOfExperts, branching_constraint
 from ._experts import CategoricalExperts
 
 
-class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
+class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
+    """Multinomial logistic experts: labels, probabilities and attributes."""
+
+    def _encode_target(self, y, sample_weight, reset):
+        check_classification_targets(y)
+        if reset:
+            classes = np.unique(y)
+            if classes.size < 2:
+                label = classes[0].item() if hasattr(classes[0], "item") else classes[0]
+                raise ValueError(
+                    f"The classifier needs samples of at least 2 classes in the data, "
+                    f"but the data contains only one class: {label!r}."
+                )
+            attributes = {"classes_": classes}
+        else:
+            classes = self.classes_
+            attributes = {"classes_": classes}
+            unseen = np.setdiff1d(np.unique(y), classes)
+            if unseen.size:
+                raise ValueError(f"y contains labels not seen during fit: {unseen.tolist()}.")
+        y_idx = np.searchsorted(classes, y).astype(np.int64)
+        return y_idx, attributes
+
+    def _make_experts(self, attributes):
+        return CategoricalExperts(
+            float(self.reg_expert), len(attributes["classes_"]), self.gate_solver
+        )
+
+    def _kmeans_target(self, target):
+        return np.eye(int(target.max()) + 1)[target]
+
+    def _cart(self, max_depth, seed):
+        return DecisionTreeClassifier(max_depth=max_depth, random_state=seed)
+
+    def _min_samples_per_expert(self):
+        return 1
+
+    def _set_expert_attributes(self):
+        coef = self._params["experts"]["coef"]
+        idx = self._expert_idx
+        slopes = coef[:, :, 1:] / self._x_scale[idx]
+        self.expert_coef_ = slopes
+        self.expert_intercept_ = coef[:, :, 0] - slopes @ self._x_mean[idx]
+
+    def _expert_text(self, leaf, names, fmt):
+        rows = []
+        for k in range(1, len(self.classes_)):
+            terms = " ".join(f"{fmt.format(c)}*{name}" for c, name in
+                             zip(self.expert_coef_[leaf, k], names[self._expert_idx]))
+            rows.append(f"log-odds {self.classes_[k]!s} vs {self.classes_[0]!s} = "
+                        f"{fmt.format(self.expert_intercept_[leaf, k])} {terms}".rstrip())
+        return "; ".join(rows)
+
+    def predict_proba(self, X):
+        """Class probabilities ``sum_l g_l(x) softmax(B_l x)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns follow ``classes_``; rows sum to 1.
+        """
+        X = self._validate_X(X)
+        X_gate, X_expert = self._designs(X)
+        out = np.empty((X.shape[0], len(self.classes_)))
+        kernels = self._model().kernels
+        kernels.mix_categorical(X_expert, self._params["experts"]["coef"],
+                                self._log_prior(X_gate), out)
+        return out
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Most probable class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
     """Mixture of multinomial logistic experts with a softmax gate, fitted by EM.
 
     ``P(y = c | x) = sum_l g_l(x) softmax_c(B_l x)``: each expert is a
@@ -92,7 +195,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     """
 
     _parameter_constraints: dict = {
-        **BaseMixtureOfExperts._parameter_constraints,
+        **_CategoricalExpertsClassifier._parameter_constraints,
         "n_experts": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -134,88 +237,99 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     def _branching(self):
         return (self.n_experts,)
 
-    def _encode_target(self, y, sample_weight, reset):
-        check_classification_targets(y)
-        if reset:
-            classes = np.unique(y)
-            if classes.size < 2:
-                label = classes[0].item() if hasattr(classes[0], "item") else classes[0]
-                raise ValueError(
-                    f"The classifier needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {label!r}."
-                )
-            attributes = {"classes_": classes}
-        else:
-            classes = self.classes_
-            attributes = {"classes_": classes}
-            unseen = np.setdiff1d(np.unique(y), classes)
-            if unseen.size:
-                raise ValueError(f"y contains labels not seen during fit: {unseen.tolist()}.")
-        y_idx = np.searchsorted(classes, y).astype(np.int64)
-        return y_idx, attributes
 
-    def _make_experts(self, attributes):
-        return CategoricalExperts(
-            float(self.reg_expert), len(attributes["classes_"]), self.gate_solver
-        )
+class HierarchicalMixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
+    """Hierarchical mixture of multinomial logistic experts (HME), fitted by EM.
 
-    def _kmeans_target(self, target):
-        return np.eye(int(target.max()) + 1)[target]
+    A balanced tree of softmax gates routes each input softly to leaf experts,
+    each a (binary or multiclass) logistic regression; the prior of a leaf is
+    the product of the gate probabilities along its path (Jordan & Jacobs
+    1994). With ``branching=(K,)`` it is :class:`MixtureOfExpertsClassifier`.
 
-    def _min_samples_per_expert(self):
-        return 1
+    Parameters
+    ----------
+    branching : tuple of int, default=(2, 2)
+        Children per gate at each level, root first.
+    gate_features, expert_features, gate_solver, max_iter, tol, n_init, \
+init_params, reg_gate, reg_expert, warm_start, random_state, verbose, \
+verbose_interval, backend
+        As for :class:`MixtureOfExpertsClassifier`; ``init_params="tree"``
+        seeds the responsibilities from a CART tree of the same depth.
 
-    def _set_expert_attributes(self):
-        coef = self._params["experts"]["coef"]
-        idx = self._expert_idx
-        slopes = coef[:, :, 1:] / self._x_scale[idx]
-        self.expert_coef_ = slopes
-        self.expert_intercept_ = coef[:, :, 0] - slopes @ self._x_mean[idx]
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    gate_coef_ : list of ndarray of shape (n_nodes, n_children, n_gate_features)
+        Gate slopes of each level, root first; child 0 is each gate's reference.
+    gate_intercept_ : list of ndarray of shape (n_nodes, n_children)
+    expert_coef_ : ndarray of shape (n_experts, n_classes, n_expert_features)
+    expert_intercept_ : ndarray of shape (n_experts, n_classes)
+    n_iter_, converged_, lower_bound_, lower_bounds_, n_features_in_, \
+feature_names_in_
+        As for :class:`MixtureOfExpertsClassifier`.
 
-    def predict_proba(self, X):
-        """Class probabilities ``sum_l g_l(x) softmax(B_l x)``.
+    See Also
+    --------
+    MixtureOfExpertsClassifier : The flat (one-gate) model.
+    HierarchicalMixtureOfExpertsRegressor : The same tree with Gaussian experts.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
+    References
+    ----------
+    Jordan, M. I. and Jacobs, R. A. (1994). Hierarchical mixtures of experts and
+    the EM algorithm. Neural Computation, 6(2), 181-214.
 
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Columns follow ``classes_``; rows sum to 1.
-        """
-        X = self._validate_X(X)
-        X_gate, X_expert = self._designs(X)
-        out = np.empty((X.shape[0], len(self.classes_)))
-        kernels = self._model().kernels
-        kernels.mix_categorical(X_expert, self._params["experts"]["coef"],
-                                self._log_prior(X_gate), out)
-        return out
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import HierarchicalMixtureOfExpertsClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(600, 2))
+    >>> y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    >>> clf = HierarchicalMixtureOfExpertsClassifier(branching=(2, 2), init_params="tree",
+    ...                                              random_state=0).fit(X, y)
+    >>> bool(clf.score(X, y) > 0.9)
+    True
+    """
 
-    def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`.
+    _parameter_constraints: dict = {
+        **_CategoricalExpertsClassifier._parameter_constraints,
+        "branching": [branching_constraint],
+    }
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
+    def __init__(
+        self,
+        branching=(2, 2),
+        *,
+        gate_features=None,
+        expert_features=None,
+        gate_solver="auto",
+        max_iter=500,
+        tol=1e-6,
+        n_init=1,
+        init_params="kmeans",
+        reg_gate=1e-6,
+        reg_expert=1e-4,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        verbose_interval=10,
+        backend="cpu",
+    ):
+        self.branching = branching
+        self.gate_features = gate_features
+        self.expert_features = expert_features
+        self.gate_solver = gate_solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init_params = init_params
+        self.reg_gate = reg_gate
+        self.reg_expert = reg_expert
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.backend = backend
 
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-        """
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        """Most probable class.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-        """
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+    def _branching(self):
+        return tuple(self.branching)
