@@ -23,7 +23,7 @@ hyperparameter tuning) and the predict time:
   CART       DecisionTreeRegressor tuned by GridSearchCV (3-fold) over
              max_depth in {4, 6, 8, 10, 12, None} and min_samples_leaf in
              {1, 5, 20, 50};
-  stacking   StackingRegressor (5-fold) of the tuned CART above,
+  stacking   StackingRegressor (3-fold) of the tuned CART above,
              RandomForestRegressor(n_estimators=100) and
              StandardScaler + KNeighborsRegressor(n_neighbors=10), with RidgeCV
              as the final estimator;
@@ -47,6 +47,7 @@ once before the timed fits. Apart from the times the output is deterministic.
 
 
 def _build_parser():
+    """The argument parser of the ``skmoe`` command and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="skmoe",
         description="Classical mixtures of experts with a scikit-learn API.",
@@ -91,6 +92,7 @@ def _build_parser():
 
 
 def _positive_int(text):
+    """Parse an integer >= 1 (an argparse ``type``)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
@@ -98,6 +100,7 @@ def _positive_int(text):
 
 
 def _sample_count(text):
+    """Parse a number of samples, at least 100 (an argparse ``type``)."""
     value = int(text)
     if value < 100:
         raise argparse.ArgumentTypeError(f"expected at least 100 samples, got {text}")

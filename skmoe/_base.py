@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, _fit_context, is_regressor
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
@@ -269,7 +270,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         saved = {k: self.__dict__[k] for k in ("n_features_in_", "feature_names_in_")
                  if k in self.__dict__}
         try:
-            return self._fit(X, y, sample_weight)
+            # BLAS threads only contend on the kernels' tall, thin products.
+            with threadpool_limits(limits=1, user_api="blas"):
+                return self._fit(X, y, sample_weight)
         except BaseException:
             # validate_data has already reset these; a failed fit must not.
             for key in ("n_features_in_", "feature_names_in_"):

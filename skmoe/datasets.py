@@ -6,11 +6,12 @@ function whatever ``n_samples`` is. With ``return_truth=True`` a generator also
 returns what produced the data (the regime of each sample and the true
 conditional mean or class probabilities), from which the Bayes error follows.
 
-All three are built on *oblique regimes*: the input cube is cut into
-``n_regimes`` cones by the argmax of ``n_regimes`` linear scores ``w_k . x``
-with random unit directions ``w_k``. A softmax gate with large slopes
-reproduces such an argmax exactly, so a mixture of linear (or logistic)
-experts can fit these data up to the noise, while axis-aligned trees cannot.
+The two piecewise generators are built on *oblique regimes*: the input cube
+is cut into ``n_regimes`` cones by the argmax of ``n_regimes`` linear scores
+``w_k . x`` with random unit directions ``w_k``. A softmax gate with large
+slopes approaches such an argmax, so a mixture of linear (or logistic) experts
+can fit these data up to the noise, while axis-aligned trees need many steps
+to follow each oblique boundary.
 """
 
 import numpy as np
@@ -37,6 +38,7 @@ _LOGISTIC_INTERCEPT_SCALE = 1.0
 
 
 def _check_positive_int(value, name, minimum=1):
+    """Return ``value`` as an int, or raise ValueError if it is not an integer >= minimum."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
@@ -160,7 +162,7 @@ def make_piecewise_linear(
     if not return_truth:
         return X, y
     if noise > 0:
-        log_density = -0.5 * (np.log(2.0 * np.pi * noise**2) + ((y - mean) / noise) ** 2)
+        log_density = _normal_log_pdf(y, mean, noise)
     else:
         log_density = np.full(n_samples, np.inf)
     truth = {

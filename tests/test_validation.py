@@ -137,7 +137,7 @@ def test_bad_sample_weight(Estimator, weights, error, pattern):
     "params",
     [
         {"n_experts": 0}, {"n_experts": 1.5}, {"tol": -1.0}, {"max_iter": -1}, {"n_init": 0},
-        {"gate_solver": "lbfgs"}, {"init_params": "tree"}, {"reg_gate": -1e-3},
+        {"gate_solver": "lbfgs"}, {"init_params": "k-means++"}, {"reg_gate": -1e-3},
         {"reg_expert": -1.0}, {"backend": "tpu"}, {"verbose_interval": 0},
         {"warm_start": "yes"}, {"random_state": "seed"},
     ],

@@ -314,6 +314,9 @@ def posterior(log_prior, log_lik, w, out):
 def weighted_grams(X, weights):
     """``sum_i weights[i, m] x_i x_i^T`` for every column m, in one pass over X.
 
+    The products are DGEMM-bound; run BLAS single-threaded around it (the fit
+    does), since its threads only contend on these tall, thin products.
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_coefs)
@@ -325,14 +328,18 @@ def weighted_grams(X, weights):
     """
     n, p = X.shape
     M = weights.shape[1]
-    grams = np.zeros((M * p, p))
-    blocks = _row_blocks(n, M * p)
-    buf = np.empty((blocks[0][1] - blocks[0][0], M * p)) if blocks else None
-    for start, stop in blocks:
-        block = buf[: stop - start]
-        _scale_block(block.size, X, weights, start, stop, block)
-        grams += block.T @ X[start:stop]
-    return grams.reshape(M, p, p)
+    grams = np.zeros((M, p, p))
+    rows = min(n, 2 * _config.CHUNK_SIZE)
+    scaled = np.empty((rows, p))
+    # Row blocks outside, statistics inside: X streams from memory once and each
+    # block is reused from cache by the M small GEMMs.
+    for start in range(0, n, rows):
+        block = X[start : start + rows]
+        buf = scaled[: block.shape[0]]
+        for m in range(M):
+            np.multiply(block, weights[start : start + rows, m : m + 1], out=buf)
+            grams[m] += buf.T @ block
+    return grams
 
 
 def khatri_rao_gram(X, weights):
