@@ -98,14 +98,19 @@ def _estimator(solver, **kwargs):
 
 
 def warm_up():
-    """Compile every Numba kernel a fit uses (both solvers), on small data."""
-    X, y = make_gated_data(3000, seed=1)
+    """Compile every Numba kernel a fit uses (both solvers), on throw-away data.
+
+    Two sizes: skmoe runs a serial build of its row kernels on small problems
+    and a parallel build on large ones, and each is compiled on first use.
+    """
     start = time.perf_counter()
     with warnings.catch_warnings():
-        # 20 iterations are enough to compile everything, not to converge.
+        # A few iterations compile everything; they are not meant to converge.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for solver in SOLVERS:
-            _estimator(solver, max_iter=20).fit(X, y)
+        for n in (2_000, 30_000):
+            X, y = make_gated_data(n, seed=1)
+            for solver in SOLVERS:
+                _estimator(solver, max_iter=5).fit(X, y)
     return time.perf_counter() - start
 
 
@@ -200,6 +205,7 @@ def time_flexmix(X, y, init, workdir):
 
 
 def machine_lines():
+    """Lines describing the machine and the software versions."""
     cpu = platform.processor() or "unknown"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -217,13 +223,14 @@ def machine_lines():
         f"date: {datetime.date.today().isoformat()}",
         f"machine: {cpu}, {os.cpu_count()} logical CPUs; {platform.platform()}",
         f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
-        f" ({numba.get_num_threads()} threads, threading layer {_threading_layer()}), scikit-learn {sklearn.__version__}, "
-        f"skmoe {skmoe.__version__}",
+        f" ({numba.get_num_threads()} threads, threading layer {_threading_layer()}), "
+        f"scikit-learn {sklearn.__version__}, skmoe {skmoe.__version__}",
         f"BLAS: {blas}",
     ]
 
 
 def _threading_layer():
+    """Numba's threading layer, once a parallel kernel has chosen it."""
     import numba
 
     try:
@@ -233,11 +240,13 @@ def _threading_layer():
 
 
 def load_line(label):
+    """Report the 1- and 5-minute load averages (a busy machine gives slower timings)."""
     one, five, _ = os.getloadavg()
     return f"load average {label}: {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 def print_table(header, rows):
+    """Print ``rows`` under ``header`` in right-aligned columns."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     fmt = "  ".join(f"{{:>{w}}}" for w in widths)
     print(fmt.format(*header))
@@ -247,6 +256,7 @@ def print_table(header, rows):
 
 
 def main(argv=None):
+    """Parse the options, run the fits and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="small n (2 000 and 5 000) for a smoke run")
@@ -269,7 +279,7 @@ def main(argv=None):
     warm_seconds = warm_up()
     for line in machine_lines():
         print(line)
-    print(f"Numba warm-up (one small fit per solver, n=3000, excluded from the timings): "
+    print(f"Numba warm-up (short fits per solver at n=2000 and n=30000, not timed below): "
           f"{warm_seconds:.1f} s")
     print()
 

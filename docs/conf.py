@@ -99,6 +99,7 @@ SKLEARN_LABELS = {"metadata_routing", "meta-estimator", "r2_score", "accuracy_sc
 
 
 def _sklearn_label_as_text(app, env, node, contnode):
+    """Render an unresolved scikit-learn label as plain text when offline."""
     if OFFLINE and node.get("reftype") in {"ref", "term"} and (
         node.get("reftarget") in SKLEARN_LABELS
     ):
@@ -138,6 +139,7 @@ html_static_path = []
 
 
 def setup(app):
+    """Connect the offline fallback for scikit-learn's labels."""
     app.connect("missing-reference", _sklearn_label_as_text)
     if OFFLINE:
         from sphinx.util import logging

@@ -397,7 +397,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return np.exp(self._log_prior(self._designs(X)[0]))
 
     def _problem_for(self, X, y, sample_weight):
-        X = self._validate_X(X)
+        check_is_fitted(self)
         X, y = validate_data(self, X, y, reset=False, dtype=np.float64,
                              y_numeric=is_regressor(self))
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,

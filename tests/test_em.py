@@ -229,3 +229,19 @@ def test_n_parameters():
     est = MixtureOfExpertsRegressor(3, gate_features=[0], random_state=0).fit(X, y)
     # gate: 2 free rows of (1 + 1); experts: 3 x (1 + 3 coefficients + variance)
     assert est.n_parameters() == 2 * 2 + 3 * 5
+
+
+def test_dataframe_in_every_method_without_warnings():
+    """Non-regression: methods taking (X, y) validated X twice and warned on DataFrames."""
+    import warnings
+
+    X, y = _gated_data()
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    est = MixtureOfExpertsRegressor(2, random_state=0).fit(frame, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.predict(frame)
+        est.predict_gate(frame)
+        est.predict_responsibilities(frame, y)
+        est.log_likelihood(frame, y)
+    assert_array_equal(est.feature_names_in_, ["a", "b"])

@@ -32,11 +32,13 @@ def agg_backend(monkeypatch):
 
 
 def test_examples_found():
+    """The gallery is not empty (a wrong path would skip every example silently)."""
     assert EXAMPLES, f"no examples/plot_*.py under {EXAMPLES_DIR}"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(path, agg_backend, monkeypatch):
+    """The example runs to the end without errors or warnings of its own."""
     monkeypatch.chdir(path.parent)
     with warnings.catch_warnings():
         # An example should not need to hide anything from its reader.
