@@ -19,4 +19,4 @@ BLOCK_ELEMENTS = 1 << 19
 NEWTON_MAX_COEFS = 64
 
 # Below this many inner-loop steps a row kernel runs its serial build.
-PARALLEL_MIN_WORK = 1 << 16
+PARALLEL_MIN_WORK = 1 << 18

@@ -19,6 +19,9 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _config
+from . import _rowops
+
+_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.logsumexp_span)
 
 # --------------------------------------------------------------------------
 # Row operations (Numba)
@@ -51,14 +54,7 @@ def _log_softmax_groups_source(Z, n_children):
     for i in prange(n):
         for g in range(n_groups):
             base = g * n_children
-            top = Z[i, base]
-            for j in range(1, n_children):
-                if Z[i, base + j] > top:
-                    top = Z[i, base + j]
-            total = 0.0
-            for j in range(n_children):
-                total += math.exp(Z[i, base + j] - top)
-            lse = top + math.log(total)
+            lse = _logsumexp_span(Z[i], base, n_children)
             for j in range(n_children):
                 Z[i, base + j] -= lse
 
@@ -89,14 +85,7 @@ def _categorical_from_logits_source(Z, y_idx, n_classes, out):
     for i in prange(n):
         for k in range(K):
             base = k * n_classes
-            top = Z[i, base]
-            for j in range(1, n_classes):
-                if Z[i, base + j] > top:
-                    top = Z[i, base + j]
-            total = 0.0
-            for j in range(n_classes):
-                total += math.exp(Z[i, base + j] - top)
-            out[i, k] = Z[i, base + y_idx[i]] - top - math.log(total)
+            out[i, k] = Z[i, base + y_idx[i]] - _logsumexp_span(Z[i], base, n_classes)
 
 
 _categorical_from_logits = _RowKernel(_categorical_from_logits_source)
@@ -112,16 +101,9 @@ def _posterior_chunks_source(log_prior, log_lik, w, out, chunk_size):
         stop = min(n, start + chunk_size)
         acc = 0.0
         for i in range(start, stop):
-            top = -np.inf
             for k in range(K):
-                v = log_prior[i, k] + log_lik[i, k]
-                out[i, k] = v
-                if v > top:
-                    top = v
-            total = 0.0
-            for k in range(K):
-                total += math.exp(out[i, k] - top)
-            lse = top + math.log(total)
+                out[i, k] = log_prior[i, k] + log_lik[i, k]
+            lse = _logsumexp_span(out[i], 0, K)
             for k in range(K):
                 out[i, k] -= lse
             acc += w[i] * lse
@@ -196,18 +178,12 @@ def _softmax_rows_source(X, coef, w, mass, targets, y_idx, chunk_size, want_grad
         for i in range(start, stop):
             for v in range(n_nodes):
                 s = mass[i, v] if has_mass else 1.0
-                top = -np.inf
                 for j in range(b):
                     acc = 0.0
                     for a in range(p):
                         acc += coef[v, j, a] * X[i, a]
                     z[j] = acc
-                    if acc > top:
-                        top = acc
-                total = 0.0
-                for j in range(b):
-                    total += math.exp(z[j] - top)
-                lse = top + math.log(total)
+                lse = _logsumexp_span(z, 0, b)
                 for j in range(b):
                     log_g = z[j] - lse
                     if has_targets:
