@@ -11,15 +11,22 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe import (
+    HierarchicalMixtureOfExpertsClassifier,
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+)
 
-ESTIMATORS = [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier]
+ESTIMATORS = [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier,
+              HierarchicalMixtureOfExpertsRegressor, HierarchicalMixtureOfExpertsClassifier]
+CLASSIFIERS = (MixtureOfExpertsClassifier, HierarchicalMixtureOfExpertsClassifier)
 
 
 def _data(Estimator, n=60, n_features=2, seed=0):
     rng = np.random.RandomState(seed)
     X = rng.normal(size=(n, n_features))
-    if Estimator is MixtureOfExpertsClassifier:
+    if Estimator in CLASSIFIERS:
         y = (X[:, 0] + 0.3 * rng.normal(size=n) > 0).astype(int)
     else:
         y = X[:, 0] + 0.1 * rng.normal(size=n)
@@ -31,10 +38,10 @@ def _data(Estimator, n=60, n_features=2, seed=0):
     which=st.sampled_from(["X", "y", "X_predict"]),
     value=st.sampled_from([np.nan, np.inf, -np.inf]),
     position=st.integers(0, 59),
-    classifier=st.booleans(),
+    estimator=st.integers(0, len(ESTIMATORS) - 1),
 )
-def test_non_finite_input_is_rejected(which, value, position, classifier):
-    Estimator = ESTIMATORS[classifier]
+def test_non_finite_input_is_rejected(which, value, position, estimator):
+    Estimator = ESTIMATORS[estimator]
     X, y = _data(Estimator)
     est = Estimator(max_iter=5, random_state=0)
     if which == "X_predict":
@@ -82,27 +89,31 @@ def test_sparse_input_is_rejected(Estimator):
         Estimator(max_iter=5).fit(sp.csr_matrix(X), y)
 
 
-@pytest.mark.parametrize("Estimator, n_ok", [(MixtureOfExpertsRegressor, 6),
-                                             (MixtureOfExpertsClassifier, 3)])
+@pytest.mark.parametrize("Estimator, n_ok", [
+    (MixtureOfExpertsRegressor, 6), (MixtureOfExpertsClassifier, 3),
+    (HierarchicalMixtureOfExpertsRegressor, 6), (HierarchicalMixtureOfExpertsClassifier, 3),
+])
 def test_too_few_samples_for_the_experts(Estimator, n_ok):
     X, y = _data(Estimator, n=40)
     y = y.copy()
-    if Estimator is MixtureOfExpertsClassifier:
+    if Estimator in CLASSIFIERS:
         y[: n_ok - 1] = [0, 1][: n_ok - 1] + [0] * max(0, n_ok - 3)
+    shape = (3,) if Estimator.__name__.startswith("Hierarchical") else 3
     message = re.escape(f"Too few samples for 3 experts: got {n_ok - 1} samples")
     with pytest.raises(ValueError, match=message):
-        Estimator(3).fit(X[: n_ok - 1], y[: n_ok - 1])
+        Estimator(shape).fit(X[: n_ok - 1], y[: n_ok - 1])
     weights = np.zeros(40)
     weights[: n_ok - 1] = 1.0
     with pytest.raises(ValueError, match=message):
-        Estimator(3).fit(X, y, sample_weight=weights)
-    Estimator(3, max_iter=5, random_state=0).fit(X[:n_ok], y[:n_ok])
+        Estimator(shape).fit(X, y, sample_weight=weights)
+    Estimator(shape, max_iter=5, random_state=0).fit(X[:n_ok], y[:n_ok])
 
 
-def test_single_class():
-    X, _ = _data(MixtureOfExpertsClassifier)
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_single_class(Classifier):
+    X, _ = _data(Classifier)
     with pytest.raises(ValueError, match="only one class: 'a'"):
-        MixtureOfExpertsClassifier().fit(X, np.full(len(X), "a"))
+        Classifier().fit(X, np.full(len(X), "a"))
 
 
 def test_continuous_labels_and_unseen_labels():
@@ -144,6 +155,8 @@ def test_bad_sample_weight(Estimator, weights, error, pattern):
 )
 def test_invalid_hyperparameters(Estimator, params):
     X, y = _data(Estimator)
+    if "n_experts" in params and Estimator.__name__.startswith("Hierarchical"):
+        params = {"branching": params["n_experts"]}
     with pytest.raises(InvalidParameterError, match=f"The '{next(iter(params))}' parameter"):
         Estimator(**params).fit(X, y)
 
@@ -197,7 +210,11 @@ def test_failed_fit_leaves_fitted_estimator_unchanged(Estimator):
         assert est.n_features_in_ == 2
         assert_array_equal(est.predict(X), before)
     for key, value in state.items():
-        assert_array_equal(getattr(est, key), value)
+        if isinstance(value, list):  # an HME's gates, one array per level
+            for got, expected in zip(getattr(est, key), value, strict=True):
+                assert_array_equal(got, expected)
+        else:
+            assert_array_equal(getattr(est, key), value)
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)

@@ -318,28 +318,36 @@ def weighted_grams(X, weights):
     return grams
 
 
-def khatri_rao_gram(X, weights):
-    """``sum_i (weights_i (x) x_i)(weights_i (x) x_i)^T`` in one pass over X.
+def khatri_rao_gram(X, weights, group=None):
+    """``sum_i (u_i (x) x_i)(u_i (x) x_i)^T`` per group of weight columns, in one pass over X.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_coefs)
-    weights : ndarray of shape (n_samples, n_stats)
+    weights : ndarray of shape (n_samples, n_groups * group)
+        ``u_i`` of group v is ``weights[i, v*group:(v+1)*group]``.
+    group : int, default=None
+        Columns per group; None for a single group of all columns.
 
     Returns
     -------
-    gram : ndarray of shape (n_stats * n_coefs, n_stats * n_coefs)
+    grams : ndarray of shape (n_groups, group * n_coefs, group * n_coefs)
     """
     n, p = X.shape
     M = weights.shape[1]
-    gram = np.zeros((M * p, M * p))
+    group = M if group is None else group
+    n_groups = M // group
+    width = group * p
+    grams = np.zeros((n_groups, width, width))
     blocks = _row_blocks(n, M * p)
     buf = np.empty((blocks[0][1] - blocks[0][0], M * p)) if blocks else None
     for start, stop in blocks:
         block = buf[: stop - start]
         _scale_block(block.size, X, weights, start, stop, block)
-        gram += block.T @ block
-    return gram
+        for v in range(n_groups):
+            cols = block[:, v * width : (v + 1) * width]
+            grams[v] += cols.T @ cols
+    return grams
 
 
 def wls_stats(X, y, resp, w):
@@ -423,15 +431,12 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     )
     if curvature == "bohning":
         return objective, grad, weighted_grams(X, ws)
-    curv = np.zeros((n_nodes, b * p, b * p))
-    for v in range(n_nodes):
-        gv = proba[:, v * b : (v + 1) * b]
-        ws_v = ws[:, v]
-        # Fisher information: blockdiag_j(sum w s g_j x x^T) - sum w s (g (x) x)(g (x) x)^T
-        curv[v] = -khatri_rao_gram(X, gv * np.sqrt(ws_v)[:, None])
-        diag = weighted_grams(X, gv * ws_v[:, None])
-        for j in range(b):
-            curv[v, j * p : (j + 1) * p, j * p : (j + 1) * p] += diag[j]
+    # Fisher information of node v:
+    # blockdiag_j(sum w s g_j x x^T) - sum w s (g (x) x)(g (x) x)^T, all nodes in one pass.
+    curv = -khatri_rao_gram(X, proba * np.repeat(np.sqrt(ws), b, axis=1), group=b)
+    diag = weighted_grams(X, proba * np.repeat(ws, b, axis=1)).reshape(n_nodes, b, p, p)
+    for j in range(b):
+        curv[:, j * p : (j + 1) * p, j * p : (j + 1) * p] += diag[:, j]
     return objective, grad, curv
 
 
