@@ -54,7 +54,10 @@ def concrete():
     names = table.dtype.names
     X = np.column_stack([table[c] for c in names if c != "compressive_strength"])
     y = table["compressive_strength"]
-    folds = np.loadtxt(DATA / "splits" / "modeldata__concrete__5fold.csv", skiprows=1, dtype=int)
+    rows_folds = np.loadtxt(DATA / "splits" / "modeldata__concrete__5fold.csv", skiprows=1,
+                            delimiter=",", dtype=int)
+    folds = np.empty(len(y), dtype=int)
+    folds[rows_folds[:, 0]] = rows_folds[:, 1]
     return [(X[folds != k], y[folds != k], X[folds == k], y[folds == k]) for k in range(5)]
 
 
@@ -108,7 +111,9 @@ def main(argv=None):
     print(f"cores: {os.cpu_count()}; relative error = MSE / Var(y_test), mean over folds")
     # Compile the kernels before timing anything.
     X, y = make_friedman1(n_samples=300, random_state=1)
-    HierarchicalMixtureOfExpertsRegressor((2, 2), max_iter=3).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        HierarchicalMixtureOfExpertsRegressor((2, 2), max_iter=3).fit(X, y)
     for name in args.datasets:
         print(f"\n{name}")
         print(f"  {'model':45s} {'rel.err':>8s} {'fit (s)':>9s}")

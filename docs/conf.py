@@ -119,6 +119,9 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "show_memory": False,
     "remove_config_comments": True,
+    # The per-example times are shown on each example's page; the summary page
+    # would be written into docs/ itself, among the sources.
+    "write_computation_times": False,
 }
 
 # -- HTML --------------------------------------------------------------------
