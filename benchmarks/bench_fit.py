@@ -25,6 +25,7 @@ Usage::
     python benchmarks/bench_fit.py            # n = 20k, 50k, 100k; flexmix at 20k, 50k
     python benchmarks/bench_fit.py --quick    # n = 2k, 5k: a smoke run of a few seconds
     python benchmarks/bench_fit.py --no-r     # skmoe only
+    python benchmarks/bench_fit.py --repeat 1 # one skmoe fit per case (default: best of 3)
 
 The machine is described at the top of the output (CPU model, cores, Numba and
 BLAS threads, load average before and after): timings from a loaded machine

@@ -141,9 +141,11 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         Convergence threshold on the change of the mean penalised log-likelihood.
     n_init : int, default=1
         Number of starts; the best is kept.
-    init_params : {"kmeans", "random"}, default="kmeans"
+    init_params : {"kmeans", "random", "random_from_data", "tree"}, default="kmeans"
         Initial responsibilities: k-means on the standardised X and the one-hot
-        labels, or random.
+        labels; random; each sample to the nearest of K random samples
+        ("random_from_data"); or the leaves of a CART tree of the same depth
+        ("tree"). Hard partitions are softened (half the mass spread evenly).
     reg_gate : float, default=1e-6
         Ridge penalty on the gate slopes (standardised inputs).
     reg_expert : float, default=1e-4
@@ -169,9 +171,9 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
     converged_ : bool
     lower_bound_ : float
         Total log-likelihood of the training labels minus the ridge penalties.
-    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+    lower_bounds_ : ndarray of shape (`n_iter_` + 1,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
     See Also
     --------

@@ -65,7 +65,7 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return X_expert @ self._params["experts"]["coef"].T
 
     def predict(self, X):
-        """Predict the conditional mean ``E[y | x] = sum_l g_l(x) beta_l . x``.
+        """Predict the conditional mean ``E[y | x] = sum_l g_l(x) beta_l^T x``.
 
         Parameters
         ----------
@@ -82,7 +82,7 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return self._y_mean + self._y_scale * out
 
     def predict_experts(self, X):
-        """Each expert's prediction ``beta_l . x``.
+        """Each expert's prediction ``beta_l^T x``.
 
         Parameters
         ----------
@@ -126,8 +126,12 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         penalised log-likelihood.
     n_init : int, default=1
         Number of starts; the one with the highest log-likelihood is kept.
-    init_params : {"kmeans", "random"}, default="kmeans"
-        Initial responsibilities: k-means on the standardised (X, y), or random.
+    init_params : {"kmeans", "random", "random_from_data", "tree"}, default="kmeans"
+        Initial responsibilities: k-means on the standardised (X, y); random;
+        each sample to the nearest of K random samples in the standardised
+        (X, y) ("random_from_data", a random partition, diverse across
+        ``n_init`` starts); or the leaves of a CART tree of the same depth
+        ("tree"). Hard partitions are softened (half the mass spread evenly).
     reg_gate : float, default=1e-6
         Ridge penalty on the gate slopes (standardised inputs).
     reg_expert : float, default=1e-6
@@ -163,10 +167,10 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
     lower_bound_ : float
         Total log-likelihood of the training data at the end of fit, minus the
         (tiny by default) ridge penalties.
-    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+    lower_bounds_ : ndarray of shape (`n_iter_` + 1,)
         The same after the initialisation and after every iteration.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has string column names.
 
     See Also

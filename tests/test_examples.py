@@ -1,6 +1,6 @@
 """Run every gallery example (examples/plot_*.py) as a script, in process.
 
-The examples need matplotlib (the ``docs`` extra); without it they are skipped,
+The examples need matplotlib (in the ``test`` and ``docs`` extras); without it they are skipped,
 saying so. The Agg backend is forced so that no window opens and ``plt.show()``
 returns at once.
 """
@@ -21,7 +21,7 @@ def agg_backend(monkeypatch):
     """Select matplotlib's non-interactive Agg backend and close figures afterwards."""
     monkeypatch.setenv("MPLBACKEND", "Agg")
     pytest.importorskip(
-        "matplotlib", reason="the examples need matplotlib: pip install 'skmoe[docs]'"
+        "matplotlib", reason="the examples need matplotlib (in the 'test' and 'docs' extras)"
     )
     import matplotlib
     import matplotlib.pyplot as plt
