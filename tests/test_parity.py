@@ -21,8 +21,8 @@ if not DATA.is_dir():
     if os.environ.get("CI"):
         raise RuntimeError(f"The parity data are missing in CI: {DATA} does not exist.")
     pytest.skip(
-        f"The R reference data sets are not shipped with skmoe (GPL); they are read from "
-        f"{DATA}, which this checkout does not have.",
+        reason=f"The R reference data sets are not shipped with skmoe (GPL); they are read "
+        f"from {DATA}, which this checkout does not have.",
         allow_module_level=True,
     )
 
