@@ -20,14 +20,13 @@ from sklearn.base import BaseEstimator, _fit_context, is_regressor
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from ._em import Model, Problem, initialize, run_em
 from ._kernels import get_backend
 from ._tree import GatingTree
-
 
 # ``branching`` is checked element-wise in fit (see ``_gating_tree``).
 branching_constraint = "array-like"
@@ -513,7 +512,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             for j in range(tree.branching[d]):
                 child = v * tree.branching[d] + j
                 if d + 1 == tree.n_levels:
-                    lines.append(f"{indent}|--- leaf {child}: {self._expert_text(child, names, fmt)}")
+                    expert = self._expert_text(child, names, fmt)
+                    lines.append(f"{indent}|--- leaf {child}: {expert}")
                 else:
                     lines.append(f"{indent}|--- child {j}")
                     walk(d + 1, child, indent + "|   ")

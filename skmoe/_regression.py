@@ -52,7 +52,8 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         idx = self._expert_idx
         slopes = coef[:, 1:] * self._y_scale / self._x_scale[idx]
         self.expert_coef_ = slopes
-        self.expert_intercept_ = self._y_mean + self._y_scale * coef[:, 0] - slopes @ self._x_mean[idx]
+        intercept = self._y_mean + self._y_scale * coef[:, 0]
+        self.expert_intercept_ = intercept - slopes @ self._x_mean[idx]
         self.expert_variance_ = self._params["experts"]["var"] * self._y_scale**2
 
     def _expert_text(self, leaf, names, fmt):

@@ -73,7 +73,8 @@ def softmax_stats(X, coef, w, mass, targets):
             T = targets[i, v * b : (v + 1) * b]
             objective[v] += w[i] * T @ log_g
             grad[v] += w[i] * np.outer(T - mass[i, v] * g, X[i])
-            fisher[v] += w[i] * mass[i, v] * np.kron(np.diag(g) - np.outer(g, g), np.outer(X[i], X[i]))
+            curvature = np.kron(np.diag(g) - np.outer(g, g), np.outer(X[i], X[i]))
+            fisher[v] += w[i] * mass[i, v] * curvature
             gram[v] += w[i] * mass[i, v] * np.outer(X[i], X[i])
     return objective, grad, fisher, gram
 

@@ -20,7 +20,8 @@ labels = (y > 0).astype(int)
 out = {}
 for solver in ["newton", "bohning"]:
     reg = MixtureOfExpertsRegressor(3, gate_solver=solver, max_iter=30, random_state=0).fit(X, y)
-    clf = MixtureOfExpertsClassifier(2, gate_solver=solver, max_iter=30, random_state=0).fit(X, labels)
+    clf = MixtureOfExpertsClassifier(2, gate_solver=solver, max_iter=30, random_state=0)
+    clf.fit(X, labels)
     out[solver] = [reg.lower_bounds_.tolist(), reg.predict(X).tolist(),
                    clf.lower_bounds_.tolist(), clf.predict_proba(X).ravel().tolist()]
 json.dump(out, sys.stdout)

@@ -137,7 +137,8 @@ def test_single_expert_is_weighted_least_squares():
     rss = np.sum(w * (y - ols.predict(X)) ** 2) / w.sum()
     assert_allclose(est.expert_variance_[0], rss, rtol=1e-8)
     assert_allclose(est.predict(X), ols.predict(X), rtol=1e-8)
-    expected_ll = np.sum(w * (-0.5 * np.log(2 * np.pi * rss) - 0.5 * (y - ols.predict(X)) ** 2 / rss))
+    residual = y - ols.predict(X)
+    expected_ll = np.sum(w * (-0.5 * np.log(2 * np.pi * rss) - 0.5 * residual**2 / rss))
     assert_allclose(est.log_likelihood(X, y, sample_weight=w), expected_ll, rtol=1e-10)
 
 

@@ -133,7 +133,8 @@ def test_continuous_labels_and_unseen_labels():
         (lambda n: -np.ones(n), ValueError, "Negative values in data passed to `sample_weight`"),
         (lambda n: np.r_[np.nan, np.ones(n - 1)], ValueError, "contains NaN"),
         (lambda n: np.r_[np.inf, np.ones(n - 1)], ValueError, "contains infinity"),
-        (lambda n: np.zeros(n), ValueError, "(sample_weight has no positive entry|at least one non-zero)"),
+        (lambda n: np.zeros(n), ValueError,
+         "(sample_weight has no positive entry|at least one non-zero)"),
         (lambda n: np.ones(n - 1), ValueError, r"sample_weight.shape == \(59,\)"),
     ],
 )
