@@ -435,9 +435,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         log_likelihood : float
             In the units of y, without the ridge penalties.
         """
-        problem = self._problem_for(X, y, sample_weight)
-        ll, _ = self._model().e_step(self._params, problem)
-        return ll + self._log_likelihood_offset(float(problem.weight.sum()))
+        return self._fit_summary(X, y, sample_weight)[0]
 
     def apply(self, X):
         """Leaf each sample is routed to by following the most probable gate child.
@@ -520,6 +518,69 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         walk(0, 0, "")
         return "\n".join(lines) + "\n"
+
+    def bic(self, X, y, sample_weight=None):
+        """Bayesian information criterion ``-2 LL + k log n`` (lower is better).
+
+        ``k`` counts every free parameter (gates, experts, variances) and ``n``
+        is the total sample weight.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        bic : float
+        """
+        ll, total_weight, _ = self._fit_summary(X, y, sample_weight)
+        return -2.0 * ll + self.n_parameters() * np.log(total_weight)
+
+    def aic(self, X, y, sample_weight=None):
+        """Akaike information criterion ``-2 LL + 2 k`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        aic : float
+        """
+        ll, _, _ = self._fit_summary(X, y, sample_weight)
+        return -2.0 * ll + 2.0 * self.n_parameters()
+
+    def icl(self, X, y, sample_weight=None):
+        """Integrated completed likelihood: BIC plus twice the assignment entropy.
+
+        ``ICL = BIC - 2 sum_i w_i sum_l h_il log h_il`` (Biernacki, Celeux and
+        Govaert 2000); it penalises experts whose responsibilities overlap, so it
+        prefers well-separated experts (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        icl : float
+        """
+        ll, total_weight, entropy = self._fit_summary(X, y, sample_weight)
+        return -2.0 * ll + self.n_parameters() * np.log(total_weight) + 2.0 * entropy
+
+    def _fit_summary(self, X, y, sample_weight):
+        """Log-likelihood, total weight and weighted assignment entropy of (X, y)."""
+        problem = self._problem_for(X, y, sample_weight)
+        ll, log_resp = self._model().e_step(self._params, problem)
+        total_weight = float(problem.weight.sum())
+        entropy = -float(problem.weight @ np.sum(np.exp(log_resp) * log_resp, axis=1))
+        return ll + self._log_likelihood_offset(total_weight), total_weight, entropy
 
     def n_parameters(self):
         """Number of free parameters of the fitted model (gates and experts).

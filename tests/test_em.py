@@ -246,3 +246,16 @@ def test_dataframe_in_every_method_without_warnings():
         est.predict_responsibilities(frame, y)
         est.log_likelihood(frame, y)
     assert_array_equal(est.feature_names_in_, ["a", "b"])
+
+
+def test_information_criteria():
+    X, y = _gated_data()
+    w = np.random.RandomState(0).uniform(0.5, 1.5, size=len(y))
+    est = MixtureOfExpertsRegressor(2, random_state=0).fit(X, y, sample_weight=w)
+    ll, k, n = est.log_likelihood(X, y, w), est.n_parameters(), w.sum()
+    assert_allclose(est.bic(X, y, w), -2 * ll + k * np.log(n), rtol=1e-12)
+    assert_allclose(est.aic(X, y, w), -2 * ll + 2 * k, rtol=1e-12)
+    resp = est.predict_responsibilities(X, y)
+    entropy = -np.sum(w[:, None] * resp * np.log(resp))
+    assert_allclose(est.icl(X, y, w), est.bic(X, y, w) + 2 * entropy, rtol=1e-10)
+    assert est.icl(X, y, w) >= est.bic(X, y, w)

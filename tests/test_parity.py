@@ -76,3 +76,19 @@ def test_npreg_quadratic_experts(gate, reference):
     ll = _max_log_likelihood(np.column_stack([x, x**2]), y, 2, 10, gate_features=gate)
     assert ll >= reference - 1e-3, (ll, reference)
 
+
+
+def test_bic_chooses_four_experts_on_mcycle():
+    """The data README: BIC picks K=4 among K=1..6 on mcycle."""
+    x, y = _read("MASS__mcycle.csv", ["times", "accel"])
+    X = x[:, None]
+    bic = {}
+    for K in range(1, 7):
+        est = MixtureOfExpertsRegressor(K, n_init=30, init_params="random_from_data",
+                                        reg_gate=0.0, reg_expert=0.0, tol=1e-8,
+                                        max_iter=2000, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+        bic[K] = est.bic(X, y)
+    assert min(bic, key=bic.get) == 4, bic
