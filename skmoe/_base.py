@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, _fit_context, is_regressor
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
@@ -63,6 +64,33 @@ def _make_designs(X, gate_idx, expert_idx, mean, scale):
     return X_gate, _make_design(X, expert_idx, mean, scale)
 
 
+def _run_start(estimator, attributes, problem, X_std, seed, params):
+    """One start of EM: initialise from ``seed`` (or continue from ``params``) and run.
+
+    A module-level function so that joblib can run the starts in other processes.
+
+    Returns
+    -------
+    params, objectives, converged, n_iter
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = estimator._model(attributes)
+        if params is None:
+            resp = estimator._initial_resp(problem, X_std, np.random.RandomState(seed))
+            params = initialize(model, problem, resp)
+        if estimator.max_iter == 0:
+            ll, _ = model.e_step(params, problem)
+            run = (params, [ll - model.objective_penalty(params)], False, 0)
+        else:
+            run = run_em(model, problem, params, max_iter=estimator.max_iter,
+                         tol=estimator.tol, verbose=estimator.verbose,
+                         verbose_interval=estimator.verbose_interval)[:4]
+    if estimator.verbose:
+        print(f"Initialization done: penalised log-likelihood {run[1][-1]:.8g}, "
+              f"{run[3]} iterations, converged={run[2]}")
+    return run
+
+
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     """Base class of the mixture-of-experts estimators (not for direct use)."""
 
@@ -81,6 +109,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
         "backend": [StrOptions({"cpu"})],
+        "n_jobs": [Integral, None],
     }
 
     # ------------------------------------------------------------------
@@ -291,28 +320,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not np.any(sample_weight > 0):
             raise ValueError("sample_weight has no positive entry: nothing to fit.")
         state = self._fit_state(X, y, sample_weight, do_init)
-        model = self._model(state["attributes"])
-        self._check_n_samples(sample_weight, model.tree.n_leaves)
+        self._check_n_samples(sample_weight, self._model(state["attributes"]).tree.n_leaves)
         problem = Problem(*state["designs"], state["target"], sample_weight)
 
         random_state = check_random_state(self.random_state)
-        n_init = self.n_init if do_init else 1
+        if do_init:
+            # One seed per start, drawn up front: the result does not depend on n_jobs.
+            starts = [(seed, None) for seed in
+                      random_state.randint(np.iinfo(np.int32).max, size=self.n_init)]
+        else:
+            starts = [(None, self._params)]
+        runs = Parallel(n_jobs=self.n_jobs)(
+            delayed(_run_start)(self, state["attributes"], problem, state["X_std"], seed, params)
+            for seed, params in starts
+        )
         best = None
-        for _ in range(n_init):
-            if do_init:
-                resp = self._initial_resp(problem, state["X_std"], random_state)
-                params = initialize(model, problem, resp)
-            else:
-                params = self._params
-            if self.max_iter == 0:
-                ll, _ = model.e_step(params, problem)
-                run = (params, [ll - model.objective_penalty(params)], False, 0)
-            else:
-                run = run_em(model, problem, params, max_iter=self.max_iter, tol=self.tol,
-                             verbose=self.verbose, verbose_interval=self.verbose_interval)[:4]
-            if self.verbose:
-                print(f"Initialization done: penalised log-likelihood {run[1][-1]:.8g}, "
-                      f"{run[3]} iterations, converged={run[2]}")
+        for run in runs:  # the first of equal starts wins, whatever the order they finished in
             if best is None or run[1][-1] > best[1][-1]:
                 best = run
         params, objectives, converged, n_iter = best

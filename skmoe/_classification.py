@@ -157,6 +157,9 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
     verbose : int, default=0
     verbose_interval : int, default=10
     backend : {"cpu"}, default="cpu"
+    n_jobs : int, default=None
+        Starts (``n_init``) run in parallel through joblib; the result is the
+        same for every ``n_jobs``.
 
     Attributes
     ----------
@@ -219,6 +222,7 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         verbose=0,
         verbose_interval=10,
         backend="cpu",
+        n_jobs=None,
     ):
         self.n_experts = n_experts
         self.gate_features = gate_features
@@ -235,6 +239,7 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.backend = backend
+        self.n_jobs = n_jobs
 
     def _branching(self):
         return (self.n_experts,)
@@ -254,7 +259,7 @@ class HierarchicalMixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         Children per gate at each level, root first.
     gate_features, expert_features, gate_solver, max_iter, tol, n_init, \
 init_params, reg_gate, reg_expert, warm_start, random_state, verbose, \
-verbose_interval, backend
+verbose_interval, backend, n_jobs
         As for :class:`MixtureOfExpertsClassifier`; ``init_params="tree"``
         seeds the responsibilities from a CART tree of the same depth.
 
@@ -316,6 +321,7 @@ feature_names_in_
         verbose=0,
         verbose_interval=10,
         backend="cpu",
+        n_jobs=None,
     ):
         self.branching = branching
         self.gate_features = gate_features
@@ -332,6 +338,7 @@ feature_names_in_
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.backend = backend
+        self.n_jobs = n_jobs
 
     def _branching(self):
         return tuple(self.branching)

@@ -152,6 +152,11 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         Iterations between progress lines.
     backend : {"cpu"}, default="cpu"
         Where the kernels run.
+    n_jobs : int, default=None
+        Starts (``n_init``) run in parallel through joblib; None means 1 unless
+        in a ``joblib.parallel_backend`` context, -1 means all processors. Each
+        start has its own seed drawn from ``random_state``, so the result is the
+        same for every ``n_jobs``.
 
     Attributes
     ----------
@@ -222,6 +227,7 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         verbose=0,
         verbose_interval=10,
         backend="cpu",
+        n_jobs=None,
     ):
         self.n_experts = n_experts
         self.gate_features = gate_features
@@ -239,6 +245,7 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.backend = backend
+        self.n_jobs = n_jobs
 
     def _branching(self):
         return (self.n_experts,)
@@ -261,7 +268,7 @@ class HierarchicalMixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         tree of depth 3 with 8 experts, ``(4, 4)`` has 16.
     gate_features, expert_features, gate_solver, max_iter, tol, n_init, \
 init_params, reg_gate, reg_expert, min_variance, warm_start, random_state, \
-verbose, verbose_interval, backend
+verbose, verbose_interval, backend, n_jobs
         As for :class:`MixtureOfExpertsRegressor`; ``init_params="tree"``
         seeds the responsibilities from a CART tree of the same depth.
 
@@ -329,6 +336,7 @@ feature_names_in_
         verbose=0,
         verbose_interval=10,
         backend="cpu",
+        n_jobs=None,
     ):
         self.branching = branching
         self.gate_features = gate_features
@@ -346,6 +354,7 @@ feature_names_in_
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.backend = backend
+        self.n_jobs = n_jobs
 
     def _branching(self):
         return tuple(self.branching)

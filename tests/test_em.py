@@ -259,3 +259,33 @@ def test_information_criteria():
     entropy = -np.sum(w[:, None] * resp * np.log(resp))
     assert_allclose(est.icl(X, y, w), est.bic(X, y, w) + 2 * entropy, rtol=1e-10)
     assert est.icl(X, y, w) >= est.bic(X, y, w)
+
+
+@pytest.mark.parametrize("Estimator, target", [
+    (MixtureOfExpertsRegressor, "y"), (MixtureOfExpertsClassifier, "labels"),
+])
+def test_pickle_and_joblib_round_trips_predict_identically(Estimator, target, tmp_path):
+    import pickle
+
+    import joblib
+
+    X, y = _gated_data()
+    y = _labels(X) if target == "labels" else y
+    est = Estimator(3, random_state=0).fit(X, y)
+    method = "predict_proba" if target == "labels" else "predict"
+    expected = getattr(est, method)(X)
+    again = pickle.loads(pickle.dumps(est))
+    assert_array_equal(getattr(again, method)(X), expected)
+    joblib.dump(est, tmp_path / "model.joblib")
+    assert_array_equal(getattr(joblib.load(tmp_path / "model.joblib"), method)(X), expected)
+
+
+@pytest.mark.parametrize("Estimator", [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier])
+def test_parallel_starts_give_the_same_fit(Estimator):
+    X, y = _gated_data()
+    if Estimator is MixtureOfExpertsClassifier:
+        y = _labels(X)
+    serial = Estimator(3, n_init=4, random_state=0, n_jobs=1).fit(X, y)
+    parallel = Estimator(3, n_init=4, random_state=0, n_jobs=2).fit(X, y)
+    assert_array_equal(serial.lower_bounds_, parallel.lower_bounds_)
+    assert_array_equal(serial.gate_coef_, parallel.gate_coef_)
