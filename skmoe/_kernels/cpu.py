@@ -243,8 +243,13 @@ def gaussian_log_prob(X, y, coef, var, out):
 
 
 def _row_blocks(n, width):
-    """Row ranges of the blocks used for a kernel whose rows are ``width`` wide."""
-    rows = max(1, min(n, _config.BLOCK_ELEMENTS // max(width, 1)))
+    """Row ranges of the blocks used for a kernel whose rows are ``width`` wide.
+
+    About ``BLOCK_ELEMENTS`` elements a block, so that it stays in cache, but never
+    fewer than half a chunk of rows, so that each BLAS call has work enough.
+    """
+    rows = max(_config.CHUNK_SIZE // 2, _config.BLOCK_ELEMENTS // max(width, 1), 1)
+    rows = min(n, rows)
     return [(start, min(n, start + rows)) for start in range(0, n, rows)]
 
 
@@ -291,7 +296,7 @@ def weighted_grams(X, weights):
     """``sum_i weights[i, m] x_i x_i^T`` for every column m, in one pass over X.
 
     The products are DGEMM-bound; run BLAS single-threaded around it (the fit
-    does), since its threads only contend on these tall, thin products.
+    does): its threads only contend with Numba's on these blocks.
 
     Parameters
     ----------
@@ -304,18 +309,16 @@ def weighted_grams(X, weights):
     """
     n, p = X.shape
     M = weights.shape[1]
-    grams = np.zeros((M, p, p))
-    rows = min(n, 2 * _config.CHUNK_SIZE)
-    scaled = np.empty((rows, p))
-    # Row blocks outside, statistics inside: X streams from memory once and each
-    # block is reused from cache by the M small GEMMs.
-    for start in range(0, n, rows):
-        block = X[start : start + rows]
-        buf = scaled[: block.shape[0]]
-        for m in range(M):
-            np.multiply(block, weights[start : start + rows, m : m + 1], out=buf)
-            grams[m] += buf.T @ block
-    return grams
+    grams = np.zeros((M * p, p))
+    blocks = _row_blocks(n, M * p)
+    buf = np.empty((blocks[0][1] - blocks[0][0], M * p)) if blocks else None
+    # One GEMM per block of rows for all M statistics: the block of scaled rows
+    # (a row-wise Khatri-Rao product, built by Numba) times the block of X.
+    for start, stop in blocks:
+        block = buf[: stop - start]
+        _scale_block(block.size, X, weights, start, stop, block)
+        grams += block.T @ X[start:stop]
+    return grams.reshape(M, p, p)
 
 
 def khatri_rao_gram(X, weights, group=None):
