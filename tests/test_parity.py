@@ -20,11 +20,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if not DATA.is_dir():
     if os.environ.get("CI"):
         raise RuntimeError(f"The parity data are missing in CI: {DATA} does not exist.")
-    pytest.skip(
-        reason=f"The R reference data sets are not shipped with skmoe (GPL); they are read "
-        f"from {DATA}, which this checkout does not have.",
-        allow_module_level=True,
-    )
+    _WHY = (f"The R reference data sets are not shipped with skmoe (GPL); they are read "
+            f"from {DATA}, which this checkout does not have.")
+    pytest.skip(reason=_WHY, allow_module_level=True)
 
 
 def _read(name, columns):
