@@ -374,7 +374,15 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         target, target_attributes = self._encode_target(y, sample_weight, do_init)
         designs = _make_designs(X, attributes["_gate_idx"], attributes["_expert_idx"],
                                 attributes["_x_mean"], attributes["_x_scale"])
-        X_std = (X - attributes["_x_mean"]) / attributes["_x_scale"]
+        # The initialisations need X standardised; a design that holds every column
+        # already is that, after its intercept column, so reuse it rather than copy X.
+        every_column = np.arange(X.shape[1])
+        for idx, design in zip((attributes["_gate_idx"], attributes["_expert_idx"]), designs):
+            if np.array_equal(idx, every_column):
+                X_std = design[:, 1:]
+                break
+        else:
+            X_std = (X - attributes["_x_mean"]) / attributes["_x_scale"] if do_init else None
         return {"designs": designs, "target": target, "X_std": X_std,
                 "attributes": {**attributes, **target_attributes}}
 
