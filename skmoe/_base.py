@@ -68,6 +68,8 @@ def _run_start(estimator, attributes, problem, X_std, seed, params):
     """One start of EM: initialise from ``seed`` (or continue from ``params``) and run.
 
     A module-level function so that joblib can run the starts in other processes.
+    BLAS runs single-threaded here: its threads only contend with Numba's on the
+    kernels' tall, thin products.
 
     Returns
     -------
@@ -298,9 +300,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         saved = {k: self.__dict__[k] for k in ("n_features_in_", "feature_names_in_")
                  if k in self.__dict__}
         try:
-            # BLAS threads only contend on the kernels' tall, thin products.
-            with threadpool_limits(limits=1, user_api="blas"):
-                return self._fit(X, y, sample_weight)
+            return self._fit(X, y, sample_weight)
         except BaseException:
             # validate_data has already reset these; a failed fit must not.
             for key in ("n_features_in_", "feature_names_in_"):
@@ -320,8 +320,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not np.any(sample_weight > 0):
             raise ValueError("sample_weight has no positive entry: nothing to fit.")
         state = self._fit_state(X, y, sample_weight, do_init)
-        self._check_n_samples(sample_weight, self._model(state["attributes"]).tree.n_leaves)
+        model = self._model(state["attributes"])
+        self._check_n_samples(sample_weight, model.tree.n_leaves)
         problem = Problem(*state["designs"], state["target"], sample_weight)
+        with threadpool_limits(limits=1, user_api="blas"):
+            model.root_gram(problem)  # once, shared by every start
 
         random_state = check_random_state(self.random_state)
         if do_init:

@@ -33,12 +33,15 @@ class Problem:
     target : ndarray of shape (n_samples,)
         Standardised y (float64) or class indices (int64).
     weight : ndarray of shape (n_samples,)
+    root_gram : ndarray of shape (1, n_gate_coefs, n_gate_coefs) or None
+        The root gate's fixed Boehning bound, once computed (``Model.root_gram``).
     """
 
     X_gate: np.ndarray
     X_expert: np.ndarray
     target: np.ndarray
     weight: np.ndarray
+    root_gram: np.ndarray = None
 
 
 @dataclass
@@ -114,10 +117,16 @@ class Model:
                 "experts": self.experts.initial(tree.n_leaves, n_expert_coefs)}
 
     def root_gram(self, problem):
-        """The fixed Boehning bound of the root gate, when the root uses it."""
+        """The fixed Boehning bound of the root gate, when the root uses it.
+
+        Computed once per problem (one pass over X) and kept on it, for every
+        start and every iteration.
+        """
         if self.level_solver(0, problem.X_gate.shape[1]) != "bohning":
             return None
-        return bohning_bound(self.kernels, problem.X_gate, problem.weight)
+        if problem.root_gram is None:
+            problem.root_gram = bohning_bound(self.kernels, problem.X_gate, problem.weight)
+        return problem.root_gram
 
     def n_params(self, n_gate_coefs, n_expert_coefs):
         return self.tree.n_gate_params(n_gate_coefs) + self.experts.n_params(
