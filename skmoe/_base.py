@@ -16,6 +16,7 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, _fit_context, is_regressor
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
@@ -454,6 +455,29 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         problem = self._problem_for(X, y, None)
         _, log_resp = self._model().e_step(self._params, problem)
         return np.exp(log_resp)
+
+    def score_samples(self, X, y):
+        """Log predictive density (or probability) of each sample, ``log p(y_i | x_i)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            For regressors the log-density of y in its own units; for
+            classifiers the log-probability of the observed class.
+        """
+        problem = self._problem_for(X, y, None)
+        model = self._model()
+        log_joint = model.log_prior(self._params["gates"], problem.X_gate)
+        log_lik = np.empty_like(log_joint)
+        model.experts.log_prob(model.kernels, self._params["experts"], problem.X_expert,
+                               problem.target, log_lik)
+        log_joint += log_lik
+        return logsumexp(log_joint, axis=1) + self._log_likelihood_offset(1.0)
 
     def log_likelihood(self, X, y, sample_weight=None):
         """Total (weighted) log-likelihood ``sum_i w_i log p(y_i | x_i)``.
