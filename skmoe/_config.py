@@ -10,13 +10,25 @@ NUMBA_CACHE = os.getenv("SKMOE_NUMBA_CACHE", "true").lower() in {"1", "true"}
 # never on the thread count, so every sum is reproduced bit for bit.
 CHUNK_SIZE = 4096
 
-# Upper bound on the elements of one chunk's scaled block in the Gram kernels
-# (rows x statistics x features); about 4 MiB of float64, so a block stays in cache.
-BLOCK_ELEMENTS = 1 << 19
+# Chunks per row group, the unit of work of the CPU kernels' thread pool: large
+# enough that a task outweighs its dispatch, small enough to share the rows out.
+GROUP_CHUNKS = 4
+
+# Elements of one block of rows inside a group (rows x columns of the widest
+# per-block buffer); about 1 MiB of float64, so that a block stays in cache.
+BLOCK_ELEMENTS = 1 << 17
+
+# Rows of a block at least, so that each BLAS call has work enough even when
+# the rows are wide (the Gram of 100 features has 5050 products per row).
+MIN_BLOCK_ROWS = 256
 
 # Below this many coefficients per node, the exact Newton gate step is the
 # default ("auto"); above it, the Boehning bound is cheaper per iteration.
 NEWTON_MAX_COEFS = 64
 
-# Below this many inner-loop steps a row kernel runs its serial build.
+# Below this many inner-loop steps a prediction row kernel runs its serial build.
 PARALLEL_MIN_WORK = 1 << 18
+
+# CUDA backend: threads per block of every kernel launch. Reductions never depend
+# on it (each output is summed in row order by one thread), so tests patch it small.
+THREADS_PER_BLOCK = 128

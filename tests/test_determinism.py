@@ -11,8 +11,8 @@ _SCRIPT = """
 import json, sys
 import numpy as np
 from skmoe import _config, MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
-_config.PARALLEL_MIN_WORK = 0      # the parallel builds, even on small data
-_config.CHUNK_SIZE = 64            # several chunks per reduction
+_config.CHUNK_SIZE = 64            # several chunks and groups per reduction
+_config.MIN_BLOCK_ROWS = 16        # several blocks per group
 rng = np.random.RandomState(0)
 X = rng.normal(size=(1000, 3))
 y = np.where(X[:, 0] > 0, 1 + 2 * X[:, 1], -1 - X[:, 2]) + 0.3 * rng.normal(size=1000)

@@ -1,5 +1,6 @@
 """Every CPU kernel against the slow oracle in tests/reference.py."""
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose
 
 from skmoe import _config
+from skmoe._kernels import _fastexp as fastexp
 from skmoe._kernels import get_backend
 
 from . import reference as ref
@@ -15,15 +17,21 @@ from . import reference as ref
 cpu = get_backend("cpu")
 
 
-@pytest.fixture(autouse=True, params=["serial", "serial-tiny-chunks", "parallel-tiny-chunks"])
+@pytest.fixture(autouse=True, params=["one-group", "tiny-groups", "tiny-groups-parallel"])
 def chunking(request, monkeypatch):
-    """Run each test with the real chunking and with chunks of a few rows,
-    through the serial and the parallel builds of the row kernels."""
+    """Run each test with the real chunking (one group of rows) and with groups,
+    chunks and blocks of a few rows, on the caller's thread and on the pool."""
     if "tiny" in request.param:
         monkeypatch.setattr(_config, "CHUNK_SIZE", 7)
+        monkeypatch.setattr(_config, "GROUP_CHUNKS", 2)
         monkeypatch.setattr(_config, "BLOCK_ELEMENTS", 40)
-    if "parallel" in request.param:
-        monkeypatch.setattr(_config, "PARALLEL_MIN_WORK", 0)
+        monkeypatch.setattr(_config, "MIN_BLOCK_ROWS", 3)
+    parallel = "parallel" in request.param
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS) if parallel else 1)
+    # The prediction helpers' parallel builds, even on small data.
+    monkeypatch.setattr(_config, "PARALLEL_MIN_WORK", 0 if parallel else 1 << 18)
+    yield
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
 def _problem(seed, n=53, p=4, K=3):
@@ -168,3 +176,36 @@ def test_mix_categorical(seed):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="Unknown backend 'tpu'"):
         get_backend("tpu")
+
+
+@numba.njit
+def _exp_loop(x, out):
+    for i in range(x.size):
+        out[i] = fastexp.exp(x[i])
+
+
+def test_fast_exp_within_one_ulp():
+    """The vectorisable exp of the CPU kernels against NumPy's, edges included."""
+    rng = np.random.RandomState(0)
+    x = np.concatenate([rng.uniform(-760.0, 720.0, 20000), np.linspace(-40.0, 0.0, 4001),
+                        [0.0, -0.0, 1e-300, -1e-300, fastexp.MIN_ARG, fastexp.MAX_ARG, 709.5,
+                         np.inf, -np.inf, np.nan]])
+    out = np.empty_like(x)
+    _exp_loop(x, out)
+    with np.errstate(over="ignore"):
+        expected = np.exp(x)
+    normal = (x >= fastexp.MIN_ARG) & (x <= fastexp.MAX_ARG)
+    ulps = np.abs(out[normal] - expected[normal]) / np.spacing(expected[normal])
+    assert ulps.max() <= 1.0
+    assert np.all(out[x < fastexp.MIN_ARG] == 0.0)
+    assert np.all(out[x > fastexp.MAX_ARG] == np.inf)
+    assert np.isnan(out[np.isnan(x)]).all()
+
+
+def test_exp_kernel_in_place():
+    rng, X, y, w, resp = _problem(1)
+    log_resp = np.log(resp)
+    expected = np.exp(log_resp)
+    out = cpu.exp(log_resp, log_resp)
+    assert out is log_resp
+    assert_allclose(out, expected, rtol=4e-16, atol=0)

@@ -1,38 +1,53 @@
-"""CPU kernels: Numba for the exp/log-heavy row operations, BLAS for the Grams.
+"""CPU kernels: Numba for the exp/log-heavy row operations, BLAS for the products.
 
 Every kernel assumes validated, C-contiguous float64 inputs (int64 for class
-indices) and preallocated outputs where it names one. Reductions over samples go
-through fixed-size chunks whose layout depends on the problem size only, and the
-per-chunk partials are summed in chunk order, so results do not depend on the
+indices) and preallocated outputs where it names one.
+
+Rows are processed in groups of ``GROUP_CHUNKS * CHUNK_SIZE`` rows, run by a
+pool of ``numba.get_num_threads()`` threads; inside a group, serial Numba code
+(compiled ``nogil``) does the row work and single-threaded BLAS the products,
+on blocks of rows small enough to stay in cache. Reductions keep one partial
+per group (per chunk for the log-likelihood) and sum them in group order: the
+partition depends on the problem size only, so results do not depend on the
 number of threads.
 
-The Gram-type statistics (the experts' weighted normal equations and the gates'
-Newton/Boehning curvature) are DGEMM-bound: a Numba kernel scales one
-cache-sized block of rows for all K statistics at once (a row-wise Khatri-Rao
-product) and one BLAS call multiplies it by the block of X. That is one pass
-over X for all K experts, with no (n, K, p) temporary.
+The Gram-type statistics (the experts' weighted normal equations and the
+gates' Newton/Boehning curvature) are one GEMM per block: the weights (one
+column per statistic) times the block's row-wise upper-triangular products
+``vech(x_i x_i^T)``. That counts each symmetric pair once, serves all K
+statistics from one pass over X, and needs no (n, K, p) temporary.
 """
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from .. import _config
 from . import _rowops
+from ._fastexp import exp as _exp
 
-_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.logsumexp_span)
+_jit = njit(cache=_config.NUMBA_CACHE, nogil=True)
+_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
+    _rowops.make_logsumexp_span(_exp)
+)
+_EMPTY_2D = np.zeros((0, 0))
+_EMPTY_IDX = np.zeros(0, dtype=np.int64)
+_EMPTY_1D = np.zeros(0)
 
 # --------------------------------------------------------------------------
-# Row operations (Numba)
+# Row groups and the thread pool
 
 
 class _RowKernel:
     """One source compiled serially and in parallel (umap's pattern).
 
-    Small problems run the serial build: a parallel launch costs more than the
-    work, and a cached serial build starts fast. Both builds split the rows the
-    same way, so they give identical results.
+    For row kernels outside the EM loop (prediction helpers), which run on the
+    caller's thread: small problems run the cached serial build, large ones
+    Numba's parallel build. Both split the rows the same way.
     """
 
     def __init__(self, fn):
@@ -47,22 +62,77 @@ class _RowKernel:
         return build(*args)
 
 
-def _log_softmax_groups_source(Z, n_children):
+_POOL = {"key": None, "executor": None}
+
+
+def _executor(threads):
+    """The shared thread pool, rebuilt if the thread count or the process changed."""
+    key = (threads, os.getpid())
+    if _POOL["key"] != key:
+        _POOL["executor"] = ThreadPoolExecutor(max_workers=threads,
+                                               thread_name_prefix="skmoe")
+        _POOL["key"] = key
+    return _POOL["executor"]
+
+
+def _groups(n):
+    size = _config.CHUNK_SIZE * _config.GROUP_CHUNKS
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def _map_groups(n, fn):
+    """``fn(start, stop)`` for every row group, results in group order."""
+    groups = _groups(n)
+    threads = min(numba.get_num_threads(), len(groups))
+    if threads <= 1:
+        return [fn(start, stop) for start, stop in groups]
+    return _executor(numba.get_num_threads()).map(lambda g: fn(*g), groups)
+
+
+def _sum_groups(n, fn):
+    """Element-wise sum, in group order, of the tuples of arrays ``fn`` returns."""
+    total = None
+    for part in _map_groups(n, fn):
+        total = list(part) if total is None else [a + b for a, b in zip(total, part)]
+    return total
+
+
+def _blocks(start, stop, width):
+    """Row blocks of a group, about ``BLOCK_ELEMENTS`` elements of ``width`` each."""
+    rows = max(_config.MIN_BLOCK_ROWS, _config.BLOCK_ELEMENTS // max(width, 1))
+    return [(s, min(stop, s + rows)) for s in range(start, stop, rows)], rows
+
+
+def _n_vech(p):
+    return p * (p + 1) // 2
+
+
+def _unvech(vech, p):
+    """Symmetric (..., p, p) matrices from their upper triangles in row-major order."""
+    upper, lower = np.triu_indices(p)
+    full = np.empty(vech.shape[:-1] + (p, p))
+    full[..., upper, lower] = vech
+    full[..., lower, upper] = vech
+    return full
+
+
+# --------------------------------------------------------------------------
+# Row operations (Numba, serial, nogil)
+
+
+@_jit
+def _log_softmax_groups(Z, n_children):
     """Log-softmax over consecutive groups of ``n_children`` columns, in place."""
     n, m = Z.shape
-    n_groups = m // n_children
-    for i in prange(n):
-        for g in range(n_groups):
-            base = g * n_children
+    for i in range(n):
+        for base in range(0, m, n_children):
             lse = _logsumexp_span(Z[i], base, n_children)
             for j in range(n_children):
                 Z[i, base + j] -= lse
 
 
-_log_softmax_groups = _RowKernel(_log_softmax_groups_source)
-
-
-def _gaussian_from_mean_source(mean, y, var):
+@_jit
+def _gaussian_from_mean(mean, y, var):
     """Turn expert means into Gaussian log-densities of y, in place."""
     n, K = mean.shape
     log_norm = np.empty(K)
@@ -70,37 +140,31 @@ def _gaussian_from_mean_source(mean, y, var):
     for k in range(K):
         log_norm[k] = -0.5 * math.log(2.0 * math.pi * var[k])
         inv_var[k] = 1.0 / var[k]
-    for i in prange(n):
+    for i in range(n):
         for k in range(K):
             r = y[i] - mean[i, k]
             mean[i, k] = log_norm[k] - 0.5 * r * r * inv_var[k]
 
 
-_gaussian_from_mean = _RowKernel(_gaussian_from_mean_source)
-
-
-def _categorical_from_logits_source(Z, y_idx, n_classes, out):
+@_jit
+def _categorical_from_logits(Z, y_idx, n_classes, out):
     """``out[i, l] = log softmax(Z[i, l*c:(l+1)*c])[y_idx[i]]``."""
     n, K = out.shape
-    for i in prange(n):
+    for i in range(n):
         for k in range(K):
             base = k * n_classes
             out[i, k] = Z[i, base + y_idx[i]] - _logsumexp_span(Z[i], base, n_classes)
 
 
-_categorical_from_logits = _RowKernel(_categorical_from_logits_source)
-
-
-def _posterior_chunks_source(log_prior, log_lik, w, out, chunk_size):
+@_jit
+def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
     """Log-responsibilities in ``out``; returns the weighted log-normaliser per chunk."""
     n, K = out.shape
     n_chunks = (n + chunk_size - 1) // chunk_size
     partial = np.zeros(n_chunks)
-    for c in prange(n_chunks):
-        start = c * chunk_size
-        stop = min(n, start + chunk_size)
+    for c in range(n_chunks):
         acc = 0.0
-        for i in range(start, stop):
+        for i in range(c * chunk_size, min(n, (c + 1) * chunk_size)):
             for k in range(K):
                 out[i, k] = log_prior[i, k] + log_lik[i, k]
             lse = _logsumexp_span(out[i], 0, K)
@@ -111,98 +175,111 @@ def _posterior_chunks_source(log_prior, log_lik, w, out, chunk_size):
     return partial
 
 
-_posterior_chunks = _RowKernel(_posterior_chunks_source)
+@_jit
+def _vech_rows(X, y, out):
+    """``out[i]`` = upper triangle of ``z_i z_i^T``, row-major, with ``z_i = (x_i, y_i)``.
+
+    ``y`` with no entries means ``z_i = x_i``.
+    """
+    n, p = X.shape
+    with_y = y.shape[0] > 0
+    for i in range(n):
+        base = 0
+        for a in range(p):
+            xa = X[i, a]
+            for b in range(a, p):
+                out[i, base + b - a] = xa * X[i, b]
+            base += p - a
+            if with_y:
+                out[i, base] = xa * y[i]
+                base += 1
+        if with_y:
+            out[i, base] = y[i] * y[i]
 
 
-def _scale_block_source(X, weights, start, stop, block):
-    """``block[i - start, l*p + a] = weights[i, l] * X[i, a]`` for rows start..stop."""
-    p = X.shape[1]
-    M = weights.shape[1]
-    for i in prange(start, stop):
-        r = i - start
-        for m in range(M):
-            wm = weights[i, m]
-            base = m * p
-            for a in range(p):
-                block[r, base + a] = wm * X[i, a]
+@_jit
+def _exp_rows(a, out):
+    """``out = exp(a)`` elementwise, with the vectorisable exp."""
+    n, m = a.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = _exp(a[i, j])
 
 
-_scale_block = _RowKernel(_scale_block_source)
-
-
-def _mix_rows_source(log_weight, values, out):
+@_jit
+def _mix_rows(log_weight, values, out):
     """``out[i] = sum_l exp(log_weight[i, l]) * values[i, l]``."""
     n, K = values.shape
-    for i in prange(n):
+    for i in range(n):
         acc = 0.0
         for k in range(K):
-            acc += math.exp(log_weight[i, k]) * values[i, k]
+            acc += _exp(log_weight[i, k]) * values[i, k]
         out[i] = acc
 
 
-_mix_rows = _RowKernel(_mix_rows_source)
-
-
-def _mix_categorical_rows_source(log_prior, log_proba, n_classes, out):
+@_jit
+def _mix_categorical_rows(log_prior, log_proba, n_classes, out):
     """``out[i, c] = sum_l exp(log_prior[i, l] + log_proba[i, l*C + c])``."""
     n, K = log_prior.shape
-    for i in prange(n):
+    for i in range(n):
         for c in range(n_classes):
             out[i, c] = 0.0
         for k in range(K):
             base = k * n_classes
             for c in range(n_classes):
-                out[i, c] += math.exp(log_prior[i, k] + log_proba[i, base + c])
+                out[i, c] += _exp(log_prior[i, k] + log_proba[i, base + c])
 
 
-_mix_categorical_rows = _RowKernel(_mix_categorical_rows_source)
+@_jit
+def _softmax_rows(Z, w, mass, targets, y_idx, n_children, want_grad, pairs, objective):
+    """Objective, residuals and Fisher weights of N softmax regressions on a block.
 
-
-def _softmax_rows_source(X, coef, w, mass, targets, y_idx, chunk_size, want_grad,
-                         obj_part, grad_part, proba):
-    """Per-chunk objective and gradient of N softmax regressions, fused in one pass.
-
+    ``Z`` holds the logits (node-major) and receives the gradient residuals
+    ``w_i (T_ij - s_i g_ij)`` when ``want_grad``; ``pairs`` with rows receives,
+    per node and child pair j <= k, ``w_i s_i (delta_jk g_ij - g_ij g_ik)``.
     ``mass`` with no rows means 1 (the root); ``targets`` with no rows means the
-    mass sits on class ``y_idx``; ``proba`` with rows receives the probabilities.
+    mass sits on class ``y_idx``. ``objective`` accumulates per node.
     """
-    n, p = X.shape
-    n_nodes, b, _ = coef.shape
+    n, m = Z.shape
+    b = n_children
     has_mass = mass.shape[0] > 0
     has_targets = targets.shape[0] > 0
-    keep_proba = proba.shape[0] > 0
-    n_chunks = obj_part.shape[0]
-    for c in prange(n_chunks):
-        z = np.empty(b)
-        start = c * chunk_size
-        stop = min(n, start + chunk_size)
-        for i in range(start, stop):
-            for v in range(n_nodes):
-                s = mass[i, v] if has_mass else 1.0
+    want_pairs = pairs.shape[0] > 0
+    n_pairs = b * (b + 1) // 2
+    g = np.empty(b)
+    for i in range(n):
+        for v in range(m // b):
+            base = v * b
+            s = mass[i, v] if has_mass else 1.0
+            # One exponential per child: g from the shifted exponentials, log g
+            # from their sum.
+            top = Z[i, base]
+            for j in range(1, b):
+                top = max(top, Z[i, base + j])
+            total = 0.0
+            for j in range(b):
+                g[j] = _exp(Z[i, base + j] - top)
+                total += g[j]
+            log_total = math.log(total)
+            for j in range(b):
+                log_g = Z[i, base + j] - top - log_total
+                if has_targets:
+                    t = targets[i, base + j]
+                else:
+                    t = s if y_idx[i] == j else 0.0
+                objective[v] += w[i] * t * log_g
+                g[j] /= total
+                if want_grad:
+                    Z[i, base + j] = w[i] * (t - s * g[j])
+            if want_pairs:
+                ws = w[i] * s
+                col = v * n_pairs
                 for j in range(b):
-                    acc = 0.0
-                    for a in range(p):
-                        acc += coef[v, j, a] * X[i, a]
-                    z[j] = acc
-                lse = _logsumexp_span(z, 0, b)
-                for j in range(b):
-                    log_g = z[j] - lse
-                    if has_targets:
-                        t = targets[i, v * b + j]
-                    else:
-                        t = s if y_idx[i] == j else 0.0
-                    obj_part[c, v] += w[i] * t * log_g
-                    if want_grad:
-                        g = math.exp(log_g)
-                        if keep_proba:
-                            proba[i, v * b + j] = g
-                        r = w[i] * (t - s * g)
-                        for a in range(p):
-                            grad_part[c, v, j, a] += r * X[i, a]
-
-
-_softmax_rows = _RowKernel(_softmax_rows_source)
-_EMPTY_2D = np.zeros((0, 0))
-_EMPTY_IDX = np.zeros(0, dtype=np.int64)
+                    pairs[i, col] = ws * g[j] * (1.0 - g[j])
+                    col += 1
+                    for k in range(j + 1, b):
+                        pairs[i, col] = -ws * g[j] * g[k]
+                        col += 1
 
 
 # --------------------------------------------------------------------------
@@ -220,8 +297,13 @@ def affine_log_softmax(X, coef, out):
         Log gate probabilities, node-major (modified in place).
     """
     n_nodes, n_children, p = coef.shape
-    np.dot(X, coef.reshape(n_nodes * n_children, p).T, out=out)
-    _log_softmax_groups(out.size, out, n_children)
+    flat = coef.reshape(n_nodes * n_children, p)
+
+    def group(start, stop):
+        np.dot(X[start:stop], flat.T, out=out[start:stop])
+        _log_softmax_groups(out[start:stop], n_children)
+
+    list(_map_groups(X.shape[0], group))
     return out
 
 
@@ -237,24 +319,16 @@ def gaussian_log_prob(X, y, coef, var, out):
     out : ndarray of shape (n_samples, n_leaves)
         Modified in place.
     """
-    np.dot(X, coef.T, out=out)
-    _gaussian_from_mean(out.size, out, y, var)
+    def group(start, stop):
+        np.dot(X[start:stop], coef.T, out=out[start:stop])
+        _gaussian_from_mean(out[start:stop], y[start:stop], var)
+
+    list(_map_groups(X.shape[0], group))
     return out
 
 
-def _row_blocks(n, width):
-    """Row ranges of the blocks used for a kernel whose rows are ``width`` wide.
-
-    About ``BLOCK_ELEMENTS`` elements a block, so that it stays in cache, but never
-    fewer than half a chunk of rows, so that each BLAS call has work enough.
-    """
-    rows = max(_config.CHUNK_SIZE // 2, _config.BLOCK_ELEMENTS // max(width, 1), 1)
-    rows = min(n, rows)
-    return [(start, min(n, start + rows)) for start in range(0, n, rows)]
-
-
 def categorical_log_prob(X, coef, y_idx, out):
-    """Multinomial-logistic experts' ``log P_l(y_i | x_i)``, chunked over rows.
+    """Multinomial-logistic experts' ``log P_l(y_i | x_i)``, blocked over rows.
 
     Parameters
     ----------
@@ -266,10 +340,16 @@ def categorical_log_prob(X, coef, y_idx, out):
     """
     K, n_classes, p = coef.shape
     flat = coef.reshape(K * n_classes, p)
-    for start, stop in _row_blocks(X.shape[0], K * n_classes):
-        logits = X[start:stop] @ flat.T
-        _categorical_from_logits(logits.size, logits, y_idx[start:stop], n_classes,
-                                 out[start:stop])
+
+    def group(start, stop):
+        blocks, rows = _blocks(start, stop, K * n_classes)
+        logits = np.empty((rows, K * n_classes))
+        for s, e in blocks:
+            z = logits[: e - s]
+            np.dot(X[s:e], flat.T, out=z)
+            _categorical_from_logits(z, y_idx[s:e], n_classes, out[s:e])
+
+    list(_map_groups(X.shape[0], group))
     return out
 
 
@@ -288,15 +368,39 @@ def posterior(log_prior, log_lik, w, out):
     log_likelihood : float
         ``sum_i w_i log sum_l exp(log_prior + log_lik)``.
     """
-    partial = _posterior_chunks(out.size, log_prior, log_lik, w, out, _config.CHUNK_SIZE)
-    return float(np.sum(partial))
+    def group(start, stop):
+        return _posterior_rows(log_prior[start:stop], log_lik[start:stop], w[start:stop],
+                               out[start:stop], _config.CHUNK_SIZE)
+
+    partial = list(_map_groups(out.shape[0], group))
+    return float(np.sum(np.concatenate(partial))) if partial else 0.0
+
+
+def _vech_gram(X, y, weights):
+    """``sum_i weights[i, m] vech(z_i z_i^T)`` per column m, with ``z_i = (x_i, y_i)``."""
+    n, p = X.shape
+    q = _n_vech(p + (y.shape[0] > 0))
+    M = weights.shape[1]
+
+    def group(start, stop):
+        blocks, rows = _blocks(start, stop, q)
+        products = np.empty((rows, q))
+        gram = np.zeros((M, q))
+        for s, e in blocks:
+            u = products[: e - s]
+            _vech_rows(X[s:e], y[s:e], u)
+            gram += weights[s:e].T @ u
+        return (gram,)
+
+    parts = _sum_groups(n, group)
+    return parts[0] if parts is not None else np.zeros((M, q))
 
 
 def weighted_grams(X, weights):
     """``sum_i weights[i, m] x_i x_i^T`` for every column m, in one pass over X.
 
-    The products are DGEMM-bound; run BLAS single-threaded around it (the fit
-    does): its threads only contend with Numba's on these blocks.
+    Run BLAS single-threaded around it (the fit does): the kernel runs its own
+    threads over groups of rows, and BLAS threads would only contend with them.
 
     Parameters
     ----------
@@ -307,54 +411,11 @@ def weighted_grams(X, weights):
     -------
     grams : ndarray of shape (n_stats, n_coefs, n_coefs)
     """
-    n, p = X.shape
-    M = weights.shape[1]
-    grams = np.zeros((M * p, p))
-    blocks = _row_blocks(n, M * p)
-    buf = np.empty((blocks[0][1] - blocks[0][0], M * p)) if blocks else None
-    # One GEMM per block of rows for all M statistics: the block of scaled rows
-    # (a row-wise Khatri-Rao product, built by Numba) times the block of X.
-    for start, stop in blocks:
-        block = buf[: stop - start]
-        _scale_block(block.size, X, weights, start, stop, block)
-        grams += block.T @ X[start:stop]
-    return grams.reshape(M, p, p)
-
-
-def khatri_rao_gram(X, weights, group=None):
-    """``sum_i (u_i (x) x_i)(u_i (x) x_i)^T`` per group of weight columns, in one pass over X.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_coefs)
-    weights : ndarray of shape (n_samples, n_groups * group)
-        ``u_i`` of group v is ``weights[i, v*group:(v+1)*group]``.
-    group : int, default=None
-        Columns per group; None for a single group of all columns.
-
-    Returns
-    -------
-    grams : ndarray of shape (n_groups, group * n_coefs, group * n_coefs)
-    """
-    n, p = X.shape
-    M = weights.shape[1]
-    group = M if group is None else group
-    n_groups = M // group
-    width = group * p
-    grams = np.zeros((n_groups, width, width))
-    blocks = _row_blocks(n, M * p)
-    buf = np.empty((blocks[0][1] - blocks[0][0], M * p)) if blocks else None
-    for start, stop in blocks:
-        block = buf[: stop - start]
-        _scale_block(block.size, X, weights, start, stop, block)
-        for v in range(n_groups):
-            cols = block[:, v * width : (v + 1) * width]
-            grams[v] += cols.T @ cols
-    return grams
+    return _unvech(_vech_gram(X, _EMPTY_1D, weights), X.shape[1])
 
 
 def wls_stats(X, y, resp, w):
-    """All experts' weighted least-squares statistics.
+    """All experts' weighted least-squares statistics, from one GEMM per block.
 
     Parameters
     ----------
@@ -372,13 +433,12 @@ def wls_stats(X, y, resp, w):
     mass : ndarray of shape (n_leaves,)
         ``sum_i w_i h_il``.
     """
-    wr = resp * w[:, None]
-    gram = weighted_grams(X, wr)
-    wry = wr * y[:, None]
-    xty = wry.T @ X
-    yty = wry.T @ y
-    mass = wr.sum(axis=0)
-    return gram, xty, yty, mass
+    p = X.shape[1]
+    weights = resp * w[:, None]
+    # The Gram of z = (x, y) holds X^T X, X^T y and y^T y at once.
+    full = _unvech(_vech_gram(X, y, weights), p + 1)
+    mass = weights.sum(axis=0)
+    return full[:, :p, :p].copy(), full[:, :p, p].copy(), full[:, p, p].copy(), mass
 
 
 def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
@@ -411,35 +471,60 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     """
     n, p = X.shape
     n_nodes, b, _ = coef.shape
-    n_chunks = (n + _config.CHUNK_SIZE - 1) // _config.CHUNK_SIZE
+    width = n_nodes * b
+    flat = coef.reshape(width, p)
     want_grad = curvature is not None
-    obj_part = np.zeros((n_chunks, n_nodes))
-    grad_part = np.zeros((n_chunks if want_grad else 0, n_nodes, b, p))
-    proba = np.empty((n, n_nodes * b) if curvature == "newton" else (0, 0))
-    _softmax_rows(
-        n * n_nodes * b * p, X, coef, w,
-        _EMPTY_2D if mass is None else mass,
-        _EMPTY_2D if targets is None else targets,
-        _EMPTY_IDX if y_idx is None else y_idx,
-        _config.CHUNK_SIZE, want_grad, obj_part, grad_part, proba,
-    )
-    objective = obj_part.sum(axis=0)
+    newton = curvature == "newton"
+    n_pairs = n_nodes * b * (b + 1) // 2
+    q = _n_vech(p)
+    mass_ = _EMPTY_2D if mass is None else mass
+    targets_ = _EMPTY_2D if targets is None else targets
+    y_idx_ = _EMPTY_IDX if y_idx is None else y_idx
+
+    def group(start, stop):
+        blocks, rows = _blocks(start, stop, width + (n_pairs + q if newton else 0))
+        logits = np.empty((rows, width))
+        pairs = np.empty((rows, n_pairs) if newton else (0, 0))
+        products = np.empty((rows, q) if newton else (0, 0))
+        objective = np.zeros(n_nodes)
+        grad = np.zeros((width, p)) if want_grad else None
+        fisher = np.zeros((n_pairs, q)) if newton else None
+        for s, e in blocks:
+            z = logits[: e - s]
+            np.dot(X[s:e], flat.T, out=z)
+            _softmax_rows(z, w[s:e], mass_[s:e], targets_[s:e], y_idx_[s:e], b, want_grad,
+                          pairs[: e - s], objective)
+            if want_grad:
+                grad += z.T @ X[s:e]
+            if newton:
+                _vech_rows(X[s:e], _EMPTY_1D, products[: e - s])
+                fisher += pairs[: e - s].T @ products[: e - s]
+        return objective, grad, fisher
+
+    parts = _map_groups(n, group)
+    objective, grad, fisher = np.zeros(n_nodes), None, None
+    for part_objective, part_grad, part_fisher in parts:
+        objective += part_objective
+        if want_grad:
+            grad = part_grad if grad is None else grad + part_grad
+        if newton:
+            fisher = part_fisher if fisher is None else fisher + part_fisher
     if not want_grad:
         return objective, None, None
-    grad = grad_part.sum(axis=0)
+    grad = np.zeros((width, p)) if grad is None else grad
+    grad = grad.reshape(n_nodes, b, p)
     if curvature == "gradient":
         return objective, grad, None
-    ws = np.ascontiguousarray(
-        np.broadcast_to(w[:, None], (n, n_nodes)) if mass is None else mass * w[:, None]
-    )
     if curvature == "bohning":
-        return objective, grad, weighted_grams(X, ws)
-    # Fisher information of node v:
-    # blockdiag_j(sum w s g_j x x^T) - sum w s (g (x) x)(g (x) x)^T, all nodes in one pass.
-    curv = -khatri_rao_gram(X, proba * np.repeat(np.sqrt(ws), b, axis=1), group=b)
-    diag = weighted_grams(X, proba * np.repeat(ws, b, axis=1)).reshape(n_nodes, b, p, p)
-    for j in range(b):
-        curv[:, j * p : (j + 1) * p, j * p : (j + 1) * p] += diag[:, j]
+        ws = np.broadcast_to(w[:, None], (n, n_nodes)) if mass is None else mass * w[:, None]
+        return objective, grad, weighted_grams(X, np.ascontiguousarray(ws))
+    fisher = _unvech(np.zeros((n_pairs, q)) if fisher is None else fisher, p)
+    curv = np.empty((n_nodes, b * p, b * p))
+    for v in range(n_nodes):
+        for pair, (j, k) in enumerate(zip(*np.triu_indices(b))):
+            block = fisher[v * (n_pairs // n_nodes) + pair]
+            curv[v, j * p:(j + 1) * p, k * p:(k + 1) * p] = block
+            curv[v, k * p:(k + 1) * p, j * p:(j + 1) * p] = block
     return objective, grad, curv
 
 
@@ -452,12 +537,15 @@ def mix(log_weight, values, out):
     out : ndarray of shape (n_samples,)
         Modified in place.
     """
-    _mix_rows(values.size, log_weight, values, out)
+    def group(start, stop):
+        _mix_rows(log_weight[start:stop], values[start:stop], out[start:stop])
+
+    list(_map_groups(values.shape[0], group))
     return out
 
 
 def mix_categorical(X, coef, log_prior, out):
-    """Mixture class probabilities ``sum_l g_l(x) softmax(B_l x)``, chunked over rows.
+    """Mixture class probabilities ``sum_l g_l(x) softmax(B_l x)``, blocked over rows.
 
     Parameters
     ----------
@@ -469,9 +557,473 @@ def mix_categorical(X, coef, log_prior, out):
     """
     K, n_classes, p = coef.shape
     flat = coef.reshape(K * n_classes, p)
-    for start, stop in _row_blocks(X.shape[0], K * n_classes):
-        log_proba = X[start:stop] @ flat.T
-        _log_softmax_groups(log_proba.size, log_proba, n_classes)
-        _mix_categorical_rows(log_proba.size, log_prior[start:stop], log_proba, n_classes,
-                              out[start:stop])
+
+    def group(start, stop):
+        blocks, rows = _blocks(start, stop, K * n_classes)
+        log_proba = np.empty((rows, K * n_classes))
+        for s, e in blocks:
+            z = log_proba[: e - s]
+            np.dot(X[s:e], flat.T, out=z)
+            _log_softmax_groups(z, n_classes)
+            _mix_categorical_rows(log_prior[s:e], z, n_classes, out[s:e])
+
+    list(_map_groups(X.shape[0], group))
     return out
+
+# --------------------------------------------------------------------------
+# Predictive distributions and sparse routing (issue 5)
+
+# Newton steps and bisections per quantile: bisection alone halves the bracket
+# each step, and the bracket starts at most a few component widths wide, so 200
+# steps reach any tolerance above the spacing of float64.
+_QUANTILE_MAX_STEPS = 200
+
+# Relative tolerance of the quantiles, on the scale of the bracket and the
+# narrowest component.
+_QUANTILE_RTOL = 1e-14
+
+
+def _top_k_rows_source(log_weight, idx, weight, dropped):
+    """The k largest log-weights of each row, renormalised, and the mass left out."""
+    n, K = log_weight.shape
+    k = idx.shape[1]
+    want_dropped = dropped.shape[0] > 0
+    for i in prange(n):
+        # Insertion into the descending list weight[i, :count]; an equal value never
+        # displaces one already kept, so ties go to the lower expert index.
+        count = 0
+        for leaf in range(K):
+            v = log_weight[i, leaf]
+            if count == k and not v > weight[i, k - 1]:
+                continue
+            pos = count if count < k else k - 1
+            while pos > 0 and v > weight[i, pos - 1]:
+                weight[i, pos] = weight[i, pos - 1]
+                idx[i, pos] = idx[i, pos - 1]
+                pos -= 1
+            weight[i, pos] = v
+            idx[i, pos] = leaf
+            if count < k:
+                count += 1
+        if want_dropped:
+            last_value = weight[i, k - 1]
+            last_index = idx[i, k - 1]
+            # The mass left out is summed from its own terms, not as 1 - kept, so
+            # that a tiny dropped mass keeps its relative precision.
+            left_out = 0.0
+            for leaf in range(K):
+                v = log_weight[i, leaf]
+                if v < last_value or (v == last_value and leaf > last_index):
+                    left_out += math.exp(v)
+            dropped[i] = left_out
+        top = weight[i, 0]
+        kept = 0.0
+        for j in range(k):
+            weight[i, j] = math.exp(weight[i, j] - top)
+            kept += weight[i, j]
+        for j in range(k):
+            weight[i, j] /= kept
+
+
+_top_k_rows = _RowKernel(_top_k_rows_source)
+
+
+def _gaussian_mix_moments_source(log_weight, means, var, mean_out, var_out):
+    """Mean and variance of each row's Gaussian mixture (law of total variance)."""
+    n, K = means.shape
+    for i in prange(n):
+        # West's weighted update: no E[y^2] - E[y]^2 cancellation.
+        total = 0.0
+        mean = 0.0
+        spread = 0.0
+        within = 0.0
+        for leaf in range(K):
+            w = math.exp(log_weight[i, leaf])
+            if w == 0.0:
+                continue
+            total += w
+            delta = means[i, leaf] - mean
+            mean += (w / total) * delta
+            spread += w * delta * (means[i, leaf] - mean)
+            within += w * var[leaf]
+        mean_out[i] = mean
+        var_out[i] = (within + spread) / total
+
+
+_gaussian_mix_moments = _RowKernel(_gaussian_mix_moments_source)
+
+
+def _gaussian_mix_sparse_source(X, coef, var, idx, weight, mean_out, var_out):
+    """Mixture mean and variance over each row's selected experts only."""
+    n, p = X.shape
+    k = idx.shape[1]
+    for i in prange(n):
+        total = 0.0
+        mean = 0.0
+        spread = 0.0
+        within = 0.0
+        for j in range(k):
+            w = weight[i, j]
+            if w == 0.0:
+                continue
+            leaf = idx[i, j]
+            mu = 0.0
+            for a in range(p):
+                mu += coef[leaf, a] * X[i, a]
+            total += w
+            delta = mu - mean
+            mean += (w / total) * delta
+            spread += w * delta * (mu - mean)
+            within += w * var[leaf]
+        mean_out[i] = mean
+        var_out[i] = (within + spread) / total
+
+
+_gaussian_mix_sparse = _RowKernel(_gaussian_mix_sparse_source)
+
+
+def _mix_categorical_sparse_source(X, coef, idx, weight, chunk_size, out):
+    """``out[i] = sum_j weight[i, j] softmax(coef[idx[i, j]] x_i)``, by chunks of rows."""
+    n, p = X.shape
+    n_classes = coef.shape[1]
+    k = idx.shape[1]
+    n_chunks = (n + chunk_size - 1) // chunk_size
+    for c in prange(n_chunks):
+        z = np.empty(n_classes)  # one logit buffer per chunk, not per row
+        for i in range(c * chunk_size, min(n, (c + 1) * chunk_size)):
+            for m in range(n_classes):
+                out[i, m] = 0.0
+            for j in range(k):
+                w = weight[i, j]
+                if w == 0.0:
+                    continue
+                leaf = idx[i, j]
+                for m in range(n_classes):
+                    acc = 0.0
+                    for a in range(p):
+                        acc += coef[leaf, m, a] * X[i, a]
+                    z[m] = acc
+                lse = _logsumexp_span(z, 0, n_classes)
+                for m in range(n_classes):
+                    out[i, m] += w * math.exp(z[m] - lse)
+
+
+_mix_categorical_sparse = _RowKernel(_mix_categorical_sparse_source)
+
+
+def _gaussian_mix_quantiles_source(log_weight, means, var, z, quantiles, out):
+    """Quantiles of each row's Gaussian mixture by safeguarded Newton (rtsafe)."""
+    n, K = means.shape
+    n_quantiles = quantiles.shape[0]
+    sd = np.empty(K)
+    for leaf in range(K):
+        sd[leaf] = math.sqrt(var[leaf])
+    inv_sqrt2 = 1.0 / math.sqrt(2.0)
+    inv_sqrt2pi = 1.0 / math.sqrt(2.0 * math.pi)
+    for i in prange(n):
+        for m in range(n_quantiles):
+            # Below the median solve F(y) = q, above it S(y) = 1 - q: each tail
+            # probability is then computed without cancellation.
+            upper = quantiles[m] > 0.5
+            target = 1.0 - quantiles[m] if upper else quantiles[m]
+            # Every component's CDF is <= q at the smallest component quantile and
+            # >= q at the largest, so the mixture's q-quantile lies between them.
+            lo = math.inf
+            hi = -math.inf
+            sd_min = math.inf
+            for leaf in range(K):
+                if log_weight[i, leaf] == -math.inf:
+                    continue
+                y_l = means[i, leaf] + sd[leaf] * z[m]
+                lo = min(lo, y_l)
+                hi = max(hi, y_l)
+                sd_min = min(sd_min, sd[leaf])
+            if not hi > lo:
+                out[i, m] = lo  # one component (or all alike): its quantile is exact
+                continue
+            xtol = _QUANTILE_RTOL * (abs(lo) + abs(hi) + sd_min)
+            x = 0.5 * (lo + hi)
+            step_old = hi - lo
+            step = step_old
+            for _ in range(_QUANTILE_MAX_STEPS):
+                tail = 0.0
+                density = 0.0
+                for leaf in range(K):
+                    w = math.exp(log_weight[i, leaf])
+                    if w == 0.0:
+                        continue
+                    t = (x - means[i, leaf]) / sd[leaf]
+                    tail += w * 0.5 * math.erfc((t if upper else -t) * inv_sqrt2)
+                    density += w * inv_sqrt2pi * math.exp(-0.5 * t * t) / sd[leaf]
+                f = target - tail if upper else tail - target  # increasing in x
+                if f == 0.0:
+                    break
+                if f < 0.0:
+                    lo = x
+                else:
+                    hi = x
+                # Newton when it stays inside the bracket and shrinks the step fast
+                # enough (Numerical Recipes' rtsafe); bisection otherwise.
+                newton_x = x - f / density if density > 0.0 else math.nan
+                if (not (lo < newton_x < hi)) or abs(2.0 * f) > abs(step_old * density):
+                    step_old = step
+                    step = 0.5 * (hi - lo)
+                    x = lo + step
+                else:
+                    step_old = step
+                    step = x - newton_x
+                    x = newton_x
+                if abs(step) < xtol or hi - lo < xtol:
+                    break
+            out[i, m] = x
+
+
+_gaussian_mix_quantiles = _RowKernel(_gaussian_mix_quantiles_source)
+
+
+def top_k_gate(log_weight, idx, weight, dropped):
+    """Each row's ``k`` largest gate weights, renormalised, and the gate mass dropped.
+
+    ``k`` is ``idx.shape[1]``. Experts come in decreasing order of weight; ties
+    go to the lower expert index, so ``k = 1`` selects ``argmax``.
+
+    Parameters
+    ----------
+    log_weight : ndarray of shape (n_samples, n_leaves)
+        Log gate probabilities (each row's exponentials sum to 1).
+    idx : ndarray of shape (n_samples, k), dtype int64
+        Selected experts (modified in place).
+    weight : ndarray of shape (n_samples, k)
+        Their gate probabilities renormalised to sum to 1 (modified in place).
+    dropped : ndarray of shape (n_samples,) or (0,)
+        Gate probability of the experts left out (modified in place). An
+        empty array skips it, and with it one exponential per expert and row.
+    """
+    _top_k_rows(log_weight.size, log_weight, idx, weight, dropped)
+    return idx, weight, dropped
+
+
+def gaussian_mix_moments(log_weight, means, var, mean_out, var_out):
+    """Mean and variance of ``sum_l w_l N(means[:, l], var_l)`` for every row.
+
+    The variance is ``sum_l w_l (var_l + (mu_l - mu)^2)`` (law of total
+    variance), accumulated by West's weighted update, so it is never negative.
+
+    Parameters
+    ----------
+    log_weight, means : ndarray of shape (n_samples, n_leaves)
+    var : ndarray of shape (n_leaves,)
+    mean_out, var_out : ndarray of shape (n_samples,)
+        Modified in place.
+    """
+    _gaussian_mix_moments(means.size, log_weight, means, var, mean_out, var_out)
+    return mean_out, var_out
+
+
+def gaussian_mix_sparse(X, coef, var, idx, weight, mean_out, var_out):
+    """Mean and variance of the mixture of each row's selected Gaussian experts.
+
+    Only the selected experts' means ``coef[idx[i, j]] . x_i`` are computed:
+    ``n k p`` multiply-adds instead of ``n K p``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_coefs)
+    var : ndarray of shape (n_leaves,)
+    idx : ndarray of shape (n_samples, k), dtype int64
+    weight : ndarray of shape (n_samples, k)
+        Weights of the selected experts (rows sum to 1).
+    mean_out, var_out : ndarray of shape (n_samples,)
+        Modified in place.
+    """
+    _gaussian_mix_sparse(idx.size * X.shape[1], X, coef, var, idx, weight, mean_out, var_out)
+    return mean_out, var_out
+
+
+def mix_categorical_sparse(X, coef, idx, weight, out):
+    """Class probabilities of the mixture of each row's selected logistic experts.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_classes, n_coefs)
+    idx : ndarray of shape (n_samples, k), dtype int64
+    weight : ndarray of shape (n_samples, k)
+        Weights of the selected experts (rows sum to 1).
+    out : ndarray of shape (n_samples, n_classes)
+        Modified in place.
+    """
+    work = idx.size * coef.shape[1] * X.shape[1]
+    _mix_categorical_sparse(work, X, coef, idx, weight, _config.CHUNK_SIZE, out)
+    return out
+
+
+def gaussian_mix_quantiles(log_weight, means, var, z, quantiles, out):
+    """Quantiles of ``sum_l w_l N(means[:, l], var_l)`` for every row.
+
+    A safeguarded Newton iteration inside the bracket spanned by the
+    components' own quantiles ``means + sqrt(var) z`` (bisection when Newton
+    would leave it or stalls), to about 1e-14 of the bracket's scale.
+
+    Parameters
+    ----------
+    log_weight, means : ndarray of shape (n_samples, n_leaves)
+    var : ndarray of shape (n_leaves,)
+    z : ndarray of shape (n_quantiles,)
+        Standard normal quantiles of ``quantiles``.
+    quantiles : ndarray of shape (n_quantiles,)
+        Levels in (0, 1).
+    out : ndarray of shape (n_samples, n_quantiles)
+        Modified in place.
+    """
+    work = means.size * quantiles.shape[0] * 64
+    _gaussian_mix_quantiles(work, log_weight, means, var, z, quantiles, out)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Array plumbing: the EM layer allocates, exponentiates and reshapes (n, K)
+# arrays only through these, so the same code runs on every backend. On the
+# CPU they are plain NumPy, with nothing added to the old inline code.
+
+
+def to_device(a):
+    """``a`` where this backend's kernels read it: on the CPU, ``a`` itself.
+
+    Parameters
+    ----------
+    a : ndarray
+
+    Returns
+    -------
+    ndarray
+    """
+    return a
+
+
+def to_host(a):
+    """``a`` as a NumPy array (no copy on the CPU).
+
+    Parameters
+    ----------
+    a : ndarray
+
+    Returns
+    -------
+    ndarray
+    """
+    return np.asarray(a)
+
+
+def empty(shape):
+    """An uninitialised float64 array of ``shape``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+
+    Returns
+    -------
+    ndarray of shape ``shape``
+    """
+    return np.empty(shape)
+
+
+def exp(a, out):
+    """Elementwise ``exp(a)`` into ``out`` (which may be ``a``), over row groups.
+
+    Parameters
+    ----------
+    a, out : ndarray of shape (n_samples, n_columns)
+        ``out`` is modified in place.
+
+    Returns
+    -------
+    out : ndarray
+    """
+    def group(start, stop):
+        _exp_rows(a[start:stop], out[start:stop])
+
+    list(_map_groups(a.shape[0], group))
+    return out
+
+
+def as_column(w):
+    """``w`` of shape (n_samples,) seen as one weight column, shape (n_samples, 1).
+
+    Parameters
+    ----------
+    w : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, 1)
+    """
+    return w[:, None]
+
+
+def total(w):
+    """``sum_i w_i`` as a float.
+
+    Parameters
+    ----------
+    w : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    float
+    """
+    return float(np.sum(w))
+
+
+def leaf_log_prior(level_log_gates, out):
+    """Sum the log gate probabilities of every level along each leaf's path.
+
+    Level d has ``m_d`` edges; leaf l sits below edge ``l // (n_leaves // m_d)``.
+
+    Parameters
+    ----------
+    level_log_gates : list of ndarray of shape (n_samples, m_d)
+    out : ndarray of shape (n_samples, n_leaves)
+        Modified in place.
+
+    Returns
+    -------
+    out : ndarray
+    """
+    n, n_leaves = out.shape
+    out[:] = 0.0
+    for log_gate in level_log_gates:
+        n_edges = log_gate.shape[1]
+        view = out.reshape(n, n_edges, n_leaves // n_edges)
+        view += log_gate[:, :, None]
+    return out
+
+
+def level_targets(resp, n_nodes, n_children, root):
+    """Posterior targets and mass of the gates of one level.
+
+    Parameters
+    ----------
+    resp : ndarray of shape (n_samples, n_leaves)
+    n_nodes, n_children : int
+        Gates of the level and children per gate.
+    root : bool
+        The root's mass is 1 and is not returned.
+
+    Returns
+    -------
+    targets : ndarray of shape (n_samples, n_nodes * n_children)
+        Responsibility summed over the leaves below each edge.
+    mass : ndarray of shape (n_samples, n_nodes) or None
+        Responsibility reaching each gate; None at the root.
+    """
+    n, n_leaves = resp.shape
+    n_edges = n_nodes * n_children
+    stride = n_leaves // n_edges
+    targets = resp if stride == 1 else resp.reshape(n, n_edges, stride).sum(axis=2)
+    if root:
+        return np.ascontiguousarray(targets), None
+    mass = targets.reshape(n, n_nodes, n_children).sum(axis=2)
+    return np.ascontiguousarray(targets), mass
