@@ -29,7 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skmoe import HierarchicalMixtureOfExpertsRegressor, MixtureOfExpertsRegressor
-from skmoe._compare import make_models
+from skmoe._compare import make_contenders
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -82,7 +82,8 @@ def contenders():
         ("flat MoE, 8 experts", MixtureOfExpertsRegressor(8, random_state=0)),
     ]
     models = [(name, make_pipeline(StandardScaler(), est)) for name, est in hme]
-    baselines = [m for m in make_models(4, 0) if not m[0].startswith("MoE")]
+    baselines = [(c.label, c.estimator) for c in
+                 make_contenders("regression", models=("cart", "stacking", "linear"))]
     return models + baselines
 
 
