@@ -16,7 +16,7 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import logsumexp, xlogy
 from sklearn.base import BaseEstimator, _fit_context, is_regressor
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
@@ -27,6 +27,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from threadpoolctl import threadpool_limits
 
 from ._em import Model, Problem, initialize, run_em
+from ._experts import _MIN_MASS_SHARE
 from ._kernels import get_backend
 from ._tree import GatingTree
 
@@ -37,32 +38,158 @@ branching_constraint = "array-like"
 _INIT_SOFTENING = 0.5
 
 
+# Standardised values (inputs, and targets of regressors) are saturated at this
+# magnitude: beyond it every product and square in the kernels would risk overflow
+# (inf, then NaN in log-sum-exp). It is 1e100 training standard deviations away
+# from the training mean, so only extreme extrapolation is affected.
+_MAX_STANDARDISED = 1e100
+
+
 def _weighted_scaling(X, w):
-    """Weighted column means and standard deviations (1 for constant columns)."""
-    mean = np.average(X, axis=0, weights=w)
-    var = np.average((X - mean) ** 2, axis=0, weights=w)
-    scale = np.sqrt(var)
-    constant = np.ptp(X[w > 0], axis=0) == 0 if np.any(w > 0) else np.ones(X.shape[1], bool)
+    """Weighted column means and standard deviations (1 for constant columns).
+
+    Only rows of positive weight count. Each column is first divided by its
+    largest absolute value there, so that neither the weighted sum nor the
+    squared deviations overflow (values near 1e308) or underflow (near 1e-300).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    w : ndarray of shape (n_samples,)
+        Non-negative weights, at least one positive.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_features,)
+    """
+    positive = w > 0
+    if not positive.all():
+        X, w = X[positive], w[positive]
+    high, low = X.max(axis=0), X.min(axis=0)
+    max_abs = np.maximum(high, -low)
+    max_abs[max_abs == 0] = 1.0
+    # One temporary the size of X, as (X - mean) ** 2 needed before.
+    unit = X / max_abs
+    total = float(w.sum())
+    unit_mean = (w @ unit) / total
+    unit -= unit_mean
+    np.square(unit, out=unit)
+    unit_var = (w @ unit) / total
+    mean = unit_mean * max_abs
+    scale = np.sqrt(unit_var) * max_abs
+    constant = high == low
     # A constant column becomes exactly 0: the ridge then pins its coefficient.
-    mean[constant] = X[np.argmax(w > 0), constant]
-    scale[constant | (scale == 0)] = 1.0
+    mean[constant] = X[0, constant]
+    scale[constant | ~(scale > 0) | ~np.isfinite(scale)] = 1.0
     return mean, scale
 
 
-def _make_design(X, idx, mean, scale):
+def _standardise(values, mean, scale, bound=_MAX_STANDARDISED, out=None):
+    """``(values - mean) / scale`` without overflow, saturated at ``+-bound``.
+
+    For finite inputs the result is finite and never NaN: a difference that
+    overflows is recomputed from halved operands, and magnitudes above
+    ``bound`` are clipped to it.
+
+    Parameters
+    ----------
+    values : ndarray
+    mean, scale : ndarray or float
+        Broadcast against ``values``; ``scale`` is positive.
+    bound : float, default=_MAX_STANDARDISED
+    out : ndarray, default=None
+        Where to write the result (modified in place).
+
+    Returns
+    -------
+    standardised : ndarray of the shape of ``values``
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = np.divide(np.subtract(values, mean), scale, out=out)
+        overflow = ~np.isfinite(result)
+        if overflow.any():
+            halved = (np.broadcast_to(values, result.shape) * 0.5
+                      - np.broadcast_to(mean, result.shape) * 0.5)
+            halved /= np.broadcast_to(scale, result.shape) * 0.5
+            result[overflow] = halved[overflow]
+    return np.clip(result, -bound, bound, out=result)
+
+
+def _check_numeric_columns(X):
+    """Raise a ValueError naming the columns of a DataFrame that are not numbers.
+
+    Numeric, boolean and nullable numeric columns pass, and so do object
+    columns whose every value converts to a float (scikit-learn's rule);
+    categorical columns never do (a category code is not a quantity), nor do
+    strings, dates or durations.
+    """
+    columns, dtypes = getattr(X, "columns", None), getattr(X, "dtypes", None)
+    if columns is None or dtypes is None or not hasattr(X, "__getitem__"):
+        return
+    categorical, other = [], []
+    for name, dtype in zip(columns, dtypes):
+        kind = getattr(dtype, "kind", "O")
+        if str(dtype) == "category":
+            categorical.append(str(name))
+        elif kind in "MmSUV":
+            other.append(str(name))
+        elif kind == "O":
+            try:
+                np.asarray(X[name], dtype=np.float64)
+            except (TypeError, ValueError):
+                other.append(str(name))
+    if categorical or other:
+        parts = ([f"categorical {categorical}"] if categorical else []) + (
+            [f"non-numeric {other}"] if other else [])
+        raise ValueError(
+            f"X has {' and '.join(parts)} columns; skmoe models numeric features only. "
+            "Encode them first, for example with sklearn.preprocessing.OneHotEncoder in a "
+            "sklearn.compose.ColumnTransformer."
+        )
+
+
+def _check_total_weight(sample_weight):
+    """Raise a ValueError when the weights' sum overflows to infinity."""
+    with np.errstate(over="ignore"):
+        total = float(np.sum(sample_weight))
+    if not np.isfinite(total):
+        raise ValueError(
+            "The sum of sample_weight overflows (it is infinite in float64); divide the "
+            "weights by a common factor."
+        )
+
+
+def _collapsed_experts(model, params, problem):
+    """Experts whose responsibility at ``params`` is below the M-step's mass floor.
+
+    These are the experts the M-step no longer re-estimates (``_experts``), so
+    their parameters are stale; the estimator prunes them from its predictions.
+
+    Returns
+    -------
+    collapsed : ndarray of shape (n_collapsed,), dtype intp
+        Leaf indices, increasing.
+    """
+    _, log_resp = model.e_step(params, problem)
+    log_resp = model.kernels.to_host(log_resp)
+    mass = problem.on_host().weight @ np.exp(log_resp, out=log_resp)
+    return np.flatnonzero(mass <= _MIN_MASS_SHARE * float(mass.sum()))
+
+
+def _make_design(X, idx, mean, scale, bound=_MAX_STANDARDISED):
     """Standardised columns ``idx`` of X after an intercept column."""
     out = np.empty((X.shape[0], idx.size + 1))
     out[:, 0] = 1.0
-    out[:, 1:] = (X[:, idx] - mean[idx]) / scale[idx]
+    _standardise(X[:, idx], mean[idx], scale[idx], bound, out=out[:, 1:])
     return out
 
 
-def _make_designs(X, gate_idx, expert_idx, mean, scale):
+def _make_designs(X, gate_idx, expert_idx, mean, scale, bound=_MAX_STANDARDISED):
     """Gate and expert designs; one shared array when they use the same columns."""
-    X_gate = _make_design(X, gate_idx, mean, scale)
+    X_gate = _make_design(X, gate_idx, mean, scale, bound)
     if np.array_equal(gate_idx, expert_idx):
         return X_gate, X_gate
-    return X_gate, _make_design(X, expert_idx, mean, scale)
+    return X_gate, _make_design(X, expert_idx, mean, scale, bound)
 
 
 def _run_start(estimator, attributes, problem, X_std, seed, params):
@@ -79,7 +206,8 @@ def _run_start(estimator, attributes, problem, X_std, seed, params):
     with threadpool_limits(limits=1, user_api="blas"):
         model = estimator._model(attributes)
         if params is None:
-            resp = estimator._initial_resp(problem, X_std, np.random.RandomState(seed))
+            resp = estimator._initial_resp(problem.on_host(), X_std,
+                                           np.random.RandomState(seed))
             params = initialize(model, problem, resp)
         if estimator.max_iter == 0:
             ll, _ = model.e_step(params, problem)
@@ -111,7 +239,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
-        "backend": [StrOptions({"cpu"})],
+        "backend": [StrOptions({"cpu", "cuda"})],
         "n_jobs": [Integral, None],
     }
 
@@ -191,7 +319,28 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return spec.astype(np.intp)
 
     def _designs(self, X):
-        return _make_designs(X, self._gate_idx, self._expert_idx, self._x_mean, self._x_scale)
+        return _make_designs(X, self._gate_idx, self._expert_idx, self._x_mean, self._x_scale,
+                             self._input_bound())
+
+    def _output_scale(self):
+        """Factor from the standardised outputs to those in the user's units (subclass)."""
+        return 1.0
+
+    def _input_bound(self):
+        """Magnitude at which standardised inputs saturate at prediction time.
+
+        ``_MAX_STANDARDISED``, or less where an output in the user's units would
+        overflow first: an expert's standardised mean is at most
+        ``(1 + ||coef_l||_1)`` times the bound, so outputs stay below an eighth of
+        the largest float (never less than 1e3, far outside the training data).
+        """
+        coef = np.delete(self._params["experts"]["coef"],
+                         getattr(self, "collapsed_experts_", []), axis=0)
+        reach = 1.0 + float(np.max(np.sum(np.abs(coef), axis=-1)))
+        # In logs: the ratio itself can overflow for tiny output scales.
+        log_room = (np.log(0.125 * np.finfo(np.float64).max) - np.log(reach)
+                    - np.log(self._output_scale()))
+        return float(np.exp(np.clip(log_room, np.log(1e3), np.log(_MAX_STANDARDISED))))
 
     def _gating_tree(self):
         branching = self._branching()
@@ -239,12 +388,21 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         elif self.init_params == "kmeans":
             Z = np.hstack([X_std, self._kmeans_target(problem.target)])
             seed = random_state.randint(np.iinfo(np.int32).max)
+            # Rows of zero weight take no part (k-means' tolerance grows with the
+            # unweighted variance, so far-away ones would stop it early); they go to
+            # the nearest centre, so a zero weight is the same as a removed row.
+            positive = problem.weight > 0
+            every = bool(positive.all())
             with warnings.catch_warnings():
                 # Fewer distinct points than experts: k-means says so, and EM copes.
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                labels = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(
-                    Z, sample_weight=problem.weight
-                ).labels_
+                kmeans = KMeans(n_clusters=K, n_init=1, random_state=seed).fit(
+                    Z if every else Z[positive], sample_weight=problem.weight[positive]
+                )
+            labels = np.empty(n, dtype=np.intp)
+            labels[positive] = kmeans.labels_
+            if not every:
+                labels[~positive] = kmeans.predict(Z[~positive])
         else:
             Z = np.hstack([X_std, self._kmeans_target(problem.target)])
             positive = np.flatnonzero(problem.weight > 0)
@@ -311,6 +469,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _fit(self, X, y, sample_weight):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        _check_numeric_columns(X)
         X, y = validate_data(
             self, X, y, dtype=np.float64, ensure_min_samples=2, reset=do_init,
             y_numeric=is_regressor(self),
@@ -320,10 +479,12 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         )
         if not np.any(sample_weight > 0):
             raise ValueError("sample_weight has no positive entry: nothing to fit.")
+        _check_total_weight(sample_weight)
         state = self._fit_state(X, y, sample_weight, do_init)
         model = self._model(state["attributes"])
         self._check_n_samples(sample_weight, model.tree.n_leaves)
-        problem = Problem(*state["designs"], state["target"], sample_weight)
+        # On a GPU the data cross to the device here, once for every start.
+        problem = Problem(*state["designs"], state["target"], sample_weight).on(model.kernels)
         with threadpool_limits(limits=1, user_api="blas"):
             model.root_gram(problem)  # once, shared by every start
 
@@ -334,7 +495,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                       random_state.randint(np.iinfo(np.int32).max, size=self.n_init)]
         else:
             starts = [(None, self._params)]
-        runs = Parallel(n_jobs=self.n_jobs)(
+        # The starts share one GPU and its copy of the data: with "cuda" they run in turn.
+        runs = Parallel(n_jobs=self.n_jobs if self.backend == "cpu" else 1)(
             delayed(_run_start)(self, state["attributes"], problem, state["X_std"], seed, params)
             for seed, params in starts
         )
@@ -349,10 +511,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "parameters, or increase max_iter or tol.",
                 ConvergenceWarning,
             )
+        collapsed = _collapsed_experts(model, params, problem)
+        if collapsed.size:
+            warnings.warn(
+                f"Experts {collapsed.tolist()} lost all responsibility (less than "
+                f"{_MIN_MASS_SHARE:g} of the total sample weight) and were pruned: they take "
+                "no part in any prediction (see collapsed_experts_). Fewer experts may do, "
+                "or try other starts (n_init, init_params).",
+                ConvergenceWarning,
+            )
         # Only now, with every step done, does the estimator change.
         for key, value in state["attributes"].items():
             setattr(self, key, value)
         self._params = params
+        self.collapsed_experts_ = collapsed
         self.n_iter_ = n_iter
         self.converged_ = converged
         offset = self._log_likelihood_offset(float(sample_weight.sum()))
@@ -386,7 +558,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 X_std = design[:, 1:]
                 break
         else:
-            X_std = (X - attributes["_x_mean"]) / attributes["_x_scale"] if do_init else None
+            X_std = (_standardise(X, attributes["_x_mean"], attributes["_x_scale"])
+                     if do_init else None)
         return {"designs": designs, "target": target, "X_std": X_std,
                 "attributes": {**attributes, **target_attributes}}
 
@@ -394,9 +567,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         tree = self._gating_tree()
         coefs, intercepts = [], []
         idx = self._gate_idx
+        # ``mean / scale`` rather than ``slopes @ mean``: a slope may overflow to inf
+        # (a column of scale 1e-310), the intercept must not become NaN.
+        offset = self._x_mean[idx] / self._x_scale[idx]
         for coef in self._params["gates"]:
-            slopes = coef[:, :, 1:] / self._x_scale[idx]
-            intercepts.append(coef[:, :, 0] - slopes @ self._x_mean[idx])
+            with np.errstate(over="ignore"):
+                slopes = coef[:, :, 1:] / self._x_scale[idx]
+            intercepts.append(coef[:, :, 0] - coef[:, :, 1:] @ offset)
             coefs.append(slopes)
         if tree.n_levels == 1:
             self.gate_coef_ = coefs[0][0]
@@ -408,34 +585,130 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------------
     # Inference shared by every estimator
 
+    def _check_score_weight(self, X, sample_weight):
+        """Validate the weights given to ``score`` as ``fit`` does.
+
+        scikit-learn's metrics accept negative weights and overflowing sums
+        silently; here they raise the errors of ``fit``.
+        """
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                                 ensure_non_negative=True)
+            _check_total_weight(sample_weight)
+
     def _validate_X(self, X):
         check_is_fitted(self)
+        _check_numeric_columns(X)
         return validate_data(self, X, reset=False, dtype=np.float64)
 
     def _log_prior(self, X_gate):
-        return self._model().log_prior(self._params["gates"], X_gate)
+        """Log prior of every leaf, with the collapsed experts pruned (renormalised)."""
+        model = self._model()
+        kernels = model.kernels
+        log_prior = kernels.to_host(
+            model.log_prior(self._params["gates"], kernels.to_device(X_gate)))
+        collapsed = getattr(self, "collapsed_experts_", None)
+        if collapsed is not None and collapsed.size:
+            log_prior[:, collapsed] = -np.inf
+            log_prior -= logsumexp(log_prior, axis=1, keepdims=True)
+        return log_prior
 
-    def predict_gate(self, X):
+    def _posterior(self, problem):
+        """Weighted log-likelihood and log-responsibilities under the pruned prior.
+
+        ``Model.e_step`` with ``_log_prior`` in place of the raw gate prior.
+        """
+        model = self._model()
+        log_prior = self._log_prior(problem.X_gate)
+        log_resp = np.empty_like(log_prior)
+        model.experts.log_prob(model.kernels, self._params["experts"], problem.X_expert,
+                               problem.target, log_resp)
+        ll = model.kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
+        return ll, log_resp
+
+    def predict_gate(self, X, top_k=None, return_dropped=False):
         """Gate probabilities of every expert for new inputs.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        top_k : int, default=None
+            Sparse routing: keep only each sample's ``top_k`` experts with the
+            largest gate probability (ties to the lower index), renormalised to
+            sum to 1; the others get 0. None keeps every expert.
+        return_dropped : bool, default=False
+            Also return the gate probability each sample loses to the routing.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_experts)
             ``g_l(x)``, the prior weight of expert l at x; rows sum to 1.
+        dropped : ndarray of shape (n_samples,)
+            Only if ``return_dropped``: the total gate probability of the
+            experts left out, in [0, 1] (0 when ``top_k`` is None or
+            ``n_experts``). The routed predictions of :meth:`predict` and
+            ``predict_proba`` with the same ``top_k`` are exact when it is 0.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.uniform(-1, 1, size=(300, 1))
+        >>> y = np.abs(X[:, 0]) + 0.05 * rng.normal(size=300)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
+        >>> proba, dropped = moe.predict_gate(X, top_k=1, return_dropped=True)
+        >>> proba.shape, bool(np.all(proba.max(axis=1) == 1.0))
+        ((300, 3), True)
+        >>> bool(np.all((0 <= dropped) & (dropped < 1)))
+        True
         """
         X = self._validate_X(X)
-        return np.exp(self._log_prior(self._designs(X)[0]))
+        log_prior = self._log_prior(self._designs(X)[0])
+        top_k = self._check_top_k(top_k)
+        if top_k is None:
+            proba, dropped = np.exp(log_prior), np.zeros(X.shape[0])
+        else:
+            idx, weight, dropped = self._route(log_prior, top_k, return_dropped=True)
+            proba = np.zeros_like(log_prior)
+            np.put_along_axis(proba, idx, weight, axis=1)
+        return (proba, dropped) if return_dropped else proba
+
+    def _check_top_k(self, top_k):
+        """``top_k`` as an int in [1, n_experts], or None (every expert)."""
+        n_leaves = self._gating_tree().n_leaves
+        if top_k is None:
+            return None
+        if (not isinstance(top_k, (Integral, np.integer)) or isinstance(top_k, bool)
+                or not 1 <= top_k <= n_leaves):
+            raise ValueError(
+                f"top_k should be None or an integer in [1, n_experts={n_leaves}]; "
+                f"got {top_k!r}."
+            )
+        return int(top_k)
+
+    def _route(self, log_prior, top_k, return_dropped=False):
+        """Each sample's ``top_k`` experts and their renormalised weights.
+
+        Returns ``(idx, weight)``, and the dropped gate mass (n_samples,) third
+        when ``return_dropped``; predictions skip it, which saves one
+        exponential per expert and sample.
+        """
+        n = log_prior.shape[0]
+        idx = np.empty((n, top_k), dtype=np.int64)
+        weight = np.empty((n, top_k))
+        dropped = np.empty(n if return_dropped else 0)
+        self._model().kernels.top_k_gate(log_prior, idx, weight, dropped)
+        return (idx, weight, dropped) if return_dropped else (idx, weight)
 
     def _problem_for(self, X, y, sample_weight):
         check_is_fitted(self)
+        _check_numeric_columns(X)
         X, y = validate_data(self, X, y, reset=False, dtype=np.float64,
                              y_numeric=is_regressor(self))
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
+        _check_total_weight(sample_weight)
         target, _ = self._encode_target(y, sample_weight, reset=False)
         return Problem(*self._designs(X), target, sample_weight)
 
@@ -453,7 +726,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             ``P(expert l | x, y)``; rows sum to 1.
         """
         problem = self._problem_for(X, y, None)
-        _, log_resp = self._model().e_step(self._params, problem)
+        _, log_resp = self._posterior(problem)
         return np.exp(log_resp)
 
     def score_samples(self, X, y):
@@ -472,7 +745,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         problem = self._problem_for(X, y, None)
         model = self._model()
-        log_joint = model.log_prior(self._params["gates"], problem.X_gate)
+        log_joint = self._log_prior(problem.X_gate)
         log_lik = np.empty_like(log_joint)
         model.experts.log_prob(model.kernels, self._params["experts"], problem.X_expert,
                                problem.target, log_lik)
@@ -513,7 +786,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         X = self._validate_X(X)
         model = self._model()
-        levels = model.gate_log_probs(self._params["gates"], self._designs(X)[0])
+        kernels = model.kernels
+        levels = [kernels.to_host(level) for level in model.gate_log_probs(
+            self._params["gates"], kernels.to_device(self._designs(X)[0]))]
+        alive = np.ones(model.tree.n_leaves, dtype=bool)
+        alive[getattr(self, "collapsed_experts_", [])] = False
+        for log_gate in levels:  # a child with only collapsed leaves below is never taken
+            log_gate[:, ~alive.reshape(log_gate.shape[1], -1).any(axis=1)] = -np.inf
         rows = np.arange(X.shape[0])[:, None]
         node = np.zeros(X.shape[0], dtype=np.intp)
         for b, log_gate in zip(model.tree.branching, levels):
@@ -555,8 +834,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             parts = []
             for j in range(1, coef.shape[0]):
                 order = np.argsort(-np.abs(coef[j, 1:]))[:n_top]
-                slopes = coef[j, 1:] / self._x_scale[self._gate_idx]
-                intercept = coef[j, 0] - slopes @ self._x_mean[self._gate_idx]
+                with np.errstate(over="ignore"):
+                    slopes = coef[j, 1:] / self._x_scale[self._gate_idx]
+                offset = self._x_mean[self._gate_idx] / self._x_scale[self._gate_idx]
+                intercept = coef[j, 0] - coef[j, 1:] @ offset
                 terms = " ".join(f"{fmt.format(slopes[k])}*{gate_names[k]}" for k in order)
                 parts.append(f"child {j} vs 0: {fmt.format(intercept)} {terms}".rstrip())
             return "gate: " + ("; ".join(parts) if parts else "single child")
@@ -569,6 +850,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 child = v * tree.branching[d] + j
                 if d + 1 == tree.n_levels:
                     expert = self._expert_text(child, names, fmt)
+                    if child in getattr(self, "collapsed_experts_", ()):
+                        expert += " (collapsed: pruned from predictions)"
                     lines.append(f"{indent}|--- leaf {child}: {expert}")
                 else:
                     lines.append(f"{indent}|--- child {j}")
@@ -635,9 +918,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _fit_summary(self, X, y, sample_weight):
         """Log-likelihood, total weight and weighted assignment entropy of (X, y)."""
         problem = self._problem_for(X, y, sample_weight)
-        ll, log_resp = self._model().e_step(self._params, problem)
+        ll, log_resp = self._posterior(problem)
         total_weight = float(problem.weight.sum())
-        entropy = -float(problem.weight @ np.sum(np.exp(log_resp) * log_resp, axis=1))
+        # xlogy: a pruned expert's responsibility is exactly 0 (its log is -inf).
+        resp = np.exp(log_resp)
+        entropy = -float(problem.weight @ np.sum(xlogy(resp, resp), axis=1))
         return ll + self._log_likelihood_offset(total_weight), total_weight, entropy
 
     def n_parameters(self):

@@ -3,6 +3,7 @@
 from numbers import Integral
 
 import numpy as np
+from scipy.special import log_softmax, logsumexp
 from sklearn.base import ClassifierMixin
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils._param_validation import Interval
@@ -11,11 +12,49 @@ from sklearn.utils.multiclass import check_classification_targets
 from ._base import BaseMixtureOfExperts, branching_constraint
 from ._experts import CategoricalExperts
 
+# Rows per block in ``_log_mix_categorical``: its temporaries are (rows, K, c).
+_LOG_MIX_ROWS = 4096
+
+# Below this probability ``predict_log_proba`` works in log space (near the
+# subnormal range the logarithm of a probability loses its precision).
+_LOG_SPACE_BELOW = 1e-300
+
+
+def _log_mix_categorical(X, coef, log_weight):
+    """Log class probabilities ``log sum_l exp(log_weight_l) softmax(B_l x)``, by row blocks.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_classes, n_coefs)
+    log_weight : ndarray of shape (n_samples, n_leaves)
+        Log gate weights; -inf for an expert left out.
+
+    Returns
+    -------
+    log_proba : ndarray of shape (n_samples, n_classes)
+    """
+    K, n_classes, p = coef.shape
+    flat = coef.reshape(K * n_classes, p)
+    out = np.empty((X.shape[0], n_classes))
+    for start in range(0, X.shape[0], _LOG_MIX_ROWS):
+        stop = min(start + _LOG_MIX_ROWS, X.shape[0])
+        log_proba = log_softmax((X[start:stop] @ flat.T).reshape(-1, K, n_classes), axis=2)
+        out[start:stop] = logsumexp(log_proba + log_weight[start:stop, :, None], axis=1)
+    return out
+
 
 class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     """Multinomial logistic experts: labels, probabilities and attributes."""
 
     def _encode_target(self, y, sample_weight, reset):
+        if y.dtype == object and len({isinstance(label, str) for label in y}) > 1:
+            # scikit-learn only says "Unknown label type: unknown" here.
+            kinds = sorted({type(label).__name__ for label in y})
+            raise ValueError(
+                f"y mixes labels of types {kinds}; give every label the same type "
+                "(all strings or all numbers)."
+            )
         check_classification_targets(y)
         if reset:
             classes = np.unique(y)
@@ -35,6 +74,23 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         y_idx = np.searchsorted(classes, y).astype(np.int64)
         return y_idx, attributes
 
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of :meth:`predict`, as in scikit-learn.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, validated as in ``fit``.
+
+        Returns
+        -------
+        score : float
+        """
+        self._check_score_weight(X, sample_weight)
+        return super().score(X, y, sample_weight=sample_weight)
+
     def _make_experts(self, attributes):
         return CategoricalExperts(
             float(self.reg_expert), len(attributes["classes_"]), self.gate_solver
@@ -52,9 +108,11 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     def _set_expert_attributes(self):
         coef = self._params["experts"]["coef"]
         idx = self._expert_idx
-        slopes = coef[:, :, 1:] / self._x_scale[idx]
+        with np.errstate(over="ignore"):  # inf, not NaN, beyond the float range
+            slopes = coef[:, :, 1:] / self._x_scale[idx]
         self.expert_coef_ = slopes
-        self.expert_intercept_ = coef[:, :, 0] - slopes @ self._x_mean[idx]
+        self.expert_intercept_ = coef[:, :, 0] - coef[:, :, 1:] @ (self._x_mean[idx]
+                                                                   / self._x_scale[idx])
 
     def _expert_text(self, leaf, names, fmt):
         rows = []
@@ -65,12 +123,17 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                         f"{fmt.format(self.expert_intercept_[leaf, k])} {terms}".rstrip())
         return "; ".join(rows)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, *, top_k=None):
         """Class probabilities ``sum_l g_l(x) softmax(B_l x)``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        top_k : int, default=None
+            Sparse routing: each sample uses only its ``top_k`` experts with
+            the largest gate probability, renormalised, and only their logits
+            are computed. None uses every expert. The gate mass this drops is
+            given by ``predict_gate(X, top_k=top_k, return_dropped=True)``.
 
         Returns
         -------
@@ -78,39 +141,65 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             Columns follow ``classes_``; rows sum to 1.
         """
         X = self._validate_X(X)
+        top_k = self._check_top_k(top_k)
         X_gate, X_expert = self._designs(X)
         out = np.empty((X.shape[0], len(self.classes_)))
         kernels = self._model().kernels
-        kernels.mix_categorical(X_expert, self._params["experts"]["coef"],
-                                self._log_prior(X_gate), out)
+        coef = self._params["experts"]["coef"]
+        log_prior = self._log_prior(X_gate)
+        if top_k is None:
+            kernels.mix_categorical(X_expert, coef, log_prior, out)
+        else:
+            idx, weight = self._route(log_prior, top_k)
+            kernels.mix_categorical_sparse(X_expert, coef, idx, weight, out)
         return out
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X, *, top_k=None):
         """Logarithm of :meth:`predict_proba`.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        top_k : int, default=None
+            As for :meth:`predict_proba`.
 
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+            Finite: rows with a probability below 1e-300 (where its logarithm
+            would lose precision, or be -inf after underflow) are recomputed in
+            log space.
         """
+        proba = self.predict_proba(X, top_k=top_k)
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            log_proba = np.log(proba)
+        rows = np.flatnonzero(np.any(proba < _LOG_SPACE_BELOW, axis=1))
+        if rows.size:
+            X_gate, X_expert = self._designs(self._validate_X(X)[rows])
+            log_weight = self._log_prior(X_gate)
+            if top_k is not None:
+                idx, weight = self._route(log_weight, top_k)
+                log_weight = np.full_like(log_weight, -np.inf)
+                with np.errstate(divide="ignore"):
+                    np.put_along_axis(log_weight, idx, np.log(weight), axis=1)
+            log_proba[rows] = _log_mix_categorical(
+                X_expert, self._params["experts"]["coef"], log_weight)
+        return log_proba
 
-    def predict(self, X):
+    def predict(self, X, *, top_k=None):
         """Most probable class.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        top_k : int, default=None
+            As for :meth:`predict_proba`.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        proba = self.predict_proba(X)
+        proba = self.predict_proba(X, top_k=top_k)
         return self.classes_[np.argmax(proba, axis=1)]
 
 
@@ -177,10 +266,28 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
     lower_bounds_ : ndarray of shape (`n_iter_` + 1,)
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
+    collapsed_experts_ : ndarray of shape (n_collapsed,)
+        Experts pruned because they lost all responsibility (see Notes);
+        usually empty.
 
     See Also
     --------
     MixtureOfExpertsRegressor : Gaussian linear experts.
+
+    Notes
+    -----
+    An expert whose responsibility falls below 1e-10 of the total sample weight
+    has collapsed. EM stops re-estimating it, so every iteration still does not
+    decrease the log-likelihood; at the end of ``fit`` it is pruned with a
+    ``ConvergenceWarning``: every prediction gives it gate probability 0 and
+    renormalises the others, so its stale parameters never affect a prediction
+    (``predict_experts`` and the coefficient attributes still show them). Pruning
+    lowers the training log-likelihood by at most about the collapsed
+    responsibility mass, and may raise it. ``collapsed_experts_`` lists them.
+
+    Every prediction is finite for finite input: inputs are standardised and
+    saturate at 1e100 training standard deviations (fewer where an output would
+    overflow first). See :doc:`/guarantees`.
 
     References
     ----------
@@ -272,13 +379,28 @@ verbose_interval, backend, n_jobs
     expert_coef_ : ndarray of shape (n_experts, n_classes, n_expert_features)
     expert_intercept_ : ndarray of shape (n_experts, n_classes)
     n_iter_, converged_, lower_bound_, lower_bounds_, n_features_in_, \
-feature_names_in_
+feature_names_in_, collapsed_experts_
         As for :class:`MixtureOfExpertsClassifier`.
 
     See Also
     --------
     MixtureOfExpertsClassifier : The flat (one-gate) model.
     HierarchicalMixtureOfExpertsRegressor : The same tree with Gaussian experts.
+
+    Notes
+    -----
+    An expert whose responsibility falls below 1e-10 of the total sample weight
+    has collapsed. EM stops re-estimating it, so every iteration still does not
+    decrease the log-likelihood; at the end of ``fit`` it is pruned with a
+    ``ConvergenceWarning``: every prediction gives it gate probability 0 and
+    renormalises the others, so its stale parameters never affect a prediction
+    (``predict_experts`` and the coefficient attributes still show them). Pruning
+    lowers the training log-likelihood by at most about the collapsed
+    responsibility mass, and may raise it. ``collapsed_experts_`` lists them.
+
+    Every prediction is finite for finite input: inputs are standardised and
+    saturate at 1e100 training standard deviations (fewer where an output would
+    overflow first). See :doc:`/guarantees`.
 
     References
     ----------

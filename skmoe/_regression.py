@@ -3,11 +3,13 @@
 from numbers import Integral, Real
 
 import numpy as np
+from scipy.special import ndtri
 from sklearn.base import RegressorMixin
 from sklearn.tree import DecisionTreeRegressor
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
-from ._base import BaseMixtureOfExperts, branching_constraint
+from ._base import BaseMixtureOfExperts, _standardise, _weighted_scaling, branching_constraint
 from ._experts import GaussianExperts
 
 
@@ -16,20 +18,43 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     _parameter_constraints: dict = {
         **BaseMixtureOfExperts._parameter_constraints,
-        "min_variance": [Interval(Real, 0.0, None, closed="neither")],
+        # Below eps**2 a floor is finer than float64 resolves a standardised target.
+        "min_variance": [Interval(Real, np.finfo(np.float64).eps ** 2, None, closed="left")],
     }
 
     def _encode_target(self, y, sample_weight, reset):
+        if y.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{type(self).__name__} needs a numeric target y; got dtype {y.dtype}. "
+                "For class labels use a MixtureOfExpertsClassifier."
+            )
         if reset:
-            mean = float(np.average(y, weights=sample_weight))
-            scale = float(np.sqrt(np.average((y - mean) ** 2, weights=sample_weight)))
-            if not scale > 0:
-                scale = 1.0
-            attributes = {"_y_mean": mean, "_y_scale": scale}
+            mean, scale = _weighted_scaling(y[:, None].astype(np.float64), sample_weight)
+            attributes = {"_y_mean": float(mean[0]), "_y_scale": float(scale[0])}
         else:
             attributes = {"_y_mean": self._y_mean, "_y_scale": self._y_scale}
-        target = (y - attributes["_y_mean"]) / attributes["_y_scale"]
+        target = _standardise(y, attributes["_y_mean"], attributes["_y_scale"])
         return np.ascontiguousarray(target), attributes
+
+    def _output_scale(self):
+        return self._y_scale
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of :meth:`predict`, as in scikit-learn.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, validated as in ``fit``.
+
+        Returns
+        -------
+        score : float
+        """
+        self._check_score_weight(X, sample_weight)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def _make_experts(self, attributes):
         return GaussianExperts(float(self.reg_expert), float(self.min_variance))
@@ -50,11 +75,12 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _set_expert_attributes(self):
         coef = self._params["experts"]["coef"]
         idx = self._expert_idx
-        slopes = coef[:, 1:] * self._y_scale / self._x_scale[idx]
-        self.expert_coef_ = slopes
-        intercept = self._y_mean + self._y_scale * coef[:, 0]
-        self.expert_intercept_ = intercept - slopes @ self._x_mean[idx]
-        self.expert_variance_ = self._params["experts"]["var"] * self._y_scale**2
+        y_scale = np.float64(self._y_scale)
+        with np.errstate(over="ignore"):  # inf, not NaN, beyond the float range
+            self.expert_coef_ = coef[:, 1:] * y_scale / self._x_scale[idx]
+            offset = coef[:, 0] - coef[:, 1:] @ (self._x_mean[idx] / self._x_scale[idx])
+            self.expert_intercept_ = self._y_mean + y_scale * offset
+            self.expert_variance_ = self._params["experts"]["var"] * y_scale**2
 
     def _expert_text(self, leaf, names, fmt):
         terms = " ".join(f"{fmt.format(c)}*{name}"
@@ -65,22 +91,188 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _expert_means(self, X_expert):
         return X_expert @ self._params["experts"]["coef"].T
 
-    def predict(self, X):
+    def predict(self, X, return_std=False, *, top_k=None):
         """Predict the conditional mean ``E[y | x] = sum_l g_l(x) beta_l^T x``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return the predictive standard deviation, from the law of
+            total variance ``Var[y | x] = sum_l g_l(x) (var_l + (mu_l(x) -
+            E[y | x])^2)`` (the convention of
+            :class:`~sklearn.gaussian_process.GaussianProcessRegressor`).
+        top_k : int, default=None
+            Sparse routing: each sample uses only its ``top_k`` experts with
+            the largest gate probability, renormalised (for the mean and the
+            standard deviation), and only their means are computed. None uses
+            every expert. The gate mass this drops is given by
+            ``predict_gate(X, top_k=top_k, return_dropped=True)``.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,)
+            Only if ``return_std``.
         """
         X = self._validate_X(X)
+        top_k = self._check_top_k(top_k)
         X_gate, X_expert = self._designs(X)
-        out = np.empty(X.shape[0])
-        self._model().kernels.mix(self._log_prior(X_gate), self._expert_means(X_expert), out)
+        kernels = self._model().kernels
+        experts = self._params["experts"]
+        log_prior = self._log_prior(X_gate)
+        mean = np.empty(X.shape[0])
+        var = np.empty(X.shape[0])
+        if top_k is not None:
+            idx, weight = self._route(log_prior, top_k)
+            kernels.gaussian_mix_sparse(X_expert, experts["coef"], experts["var"], idx,
+                                        weight, mean, var)
+        elif return_std:
+            kernels.gaussian_mix_moments(log_prior, self._expert_means(X_expert),
+                                         experts["var"], mean, var)
+        else:
+            kernels.mix(log_prior, self._expert_means(X_expert), mean)
+        y_pred = self._y_mean + self._y_scale * mean
+        if return_std:
+            return y_pred, self._y_scale * np.sqrt(var)
+        return y_pred
+
+    def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95)):
+        """Quantiles of the predictive distribution ``p(y | x)``.
+
+        The q-quantile solves ``sum_l g_l(x) Phi((y - mu_l(x)) / sigma_l) = q``,
+        found for every sample at once by a safeguarded Newton iteration inside
+        the bracket of the experts' own q-quantiles, to about 1e-12 relative.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        quantiles : float or array-like of float, default=(0.05, 0.5, 0.95)
+            Levels, each strictly between 0 and 1.
+
+        Returns
+        -------
+        y_quantiles : ndarray of shape (n_samples, n_quantiles)
+            Column j is the ``quantiles[j]``-quantile, in the units of y.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> from skmoe.datasets import make_heteroscedastic_regression
+        >>> X, y = make_heteroscedastic_regression(n_samples=1000, random_state=0)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+        >>> q = moe.predict_quantiles(X[:5], quantiles=[0.1, 0.5, 0.9])
+        >>> q.shape, bool(np.all(np.diff(q, axis=1) > 0))
+        ((5, 3), True)
+        """
+        try:
+            levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+        except (TypeError, ValueError):
+            levels = np.array([np.nan])
+        if levels.ndim != 1 or levels.size == 0 or not np.all((levels > 0) & (levels < 1)):
+            raise ValueError(
+                "quantiles should be a float or a non-empty 1-d array-like of floats "
+                f"strictly between 0 and 1; got {quantiles!r}."
+            )
+        X = self._validate_X(X)
+        X_gate, X_expert = self._designs(X)
+        out = np.empty((X.shape[0], levels.size))
+        self._model().kernels.gaussian_mix_quantiles(
+            self._log_prior(X_gate), self._expert_means(X_expert),
+            self._params["experts"]["var"], ndtri(levels), levels, out,
+        )
         return self._y_mean + self._y_scale * out
+
+    def predict_interval(self, X, coverage=0.9):
+        """Central prediction interval of ``p(y | x)`` with the given coverage.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        coverage : float, default=0.9
+            Probability of the interval, strictly between 0 and 1; its bounds
+            are the ``(1 - coverage) / 2`` and ``(1 + coverage) / 2`` quantiles.
+
+        Returns
+        -------
+        interval : ndarray of shape (n_samples, 2)
+            Lower and upper bounds, in the units of y.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> from skmoe.datasets import make_heteroscedastic_regression
+        >>> X, y = make_heteroscedastic_regression(n_samples=2000, random_state=0)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0).fit(X, y)
+        >>> X_new, y_new = make_heteroscedastic_regression(n_samples=2000, random_state=1)
+        >>> low, high = moe.predict_interval(X_new, coverage=0.9).T
+        >>> bool(0.87 < np.mean((low <= y_new) & (y_new <= high)) < 0.93)
+        True
+        """
+        if not (isinstance(coverage, (Real, np.floating)) and not isinstance(coverage, bool)
+                and 0.0 < coverage < 1.0):
+            raise ValueError(
+                f"coverage should be a float strictly between 0 and 1; got {coverage!r}."
+            )
+        tail = 0.5 * (1.0 - float(coverage))
+        return self.predict_quantiles(X, quantiles=(tail, 1.0 - tail))
+
+    def sample(self, X, n_samples=1, random_state=None):
+        """Draw targets from the predictive distribution ``p(y | x)``.
+
+        For each draw an expert is picked with the gate probabilities, then y
+        from that expert's Gaussian. All randomness comes from ``random_state``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+        n_samples : int, default=1
+            Draws per row of X.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws; an int gives the same draws on every call.
+
+        Returns
+        -------
+        y_samples : ndarray of shape (n_samples_X, n_samples)
+            Column j is the j-th draw for every row of X (the layout of
+            :meth:`sklearn.gaussian_process.GaussianProcessRegressor.sample_y`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.uniform(-1, 1, size=(300, 1))
+        >>> y = X[:, 0] + 0.1 * rng.normal(size=300)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+        >>> draws = moe.sample(X[:4], n_samples=3, random_state=0)
+        >>> draws.shape
+        (4, 3)
+        >>> bool(np.array_equal(draws, moe.sample(X[:4], n_samples=3, random_state=0)))
+        True
+        """
+        if (not isinstance(n_samples, (Integral, np.integer)) or isinstance(n_samples, bool)
+                or n_samples < 1):
+            raise ValueError(f"n_samples should be a positive integer; got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        X = self._validate_X(X)
+        X_gate, X_expert = self._designs(X)
+        gate = np.exp(self._log_prior(X_gate))
+        means = self._expert_means(X_expert)
+        n, K = means.shape
+        cumulative = np.cumsum(gate, axis=1)
+        u = rng.uniform(size=(n, n_samples)) * cumulative[:, -1:]
+        # Expert j is drawn when cumulative[j - 1] <= u < cumulative[j]; counting the
+        # first K - 1 boundaries below u gives j and never exceeds K - 1.
+        expert = np.zeros((n, n_samples), dtype=np.intp)
+        for j in range(K - 1):
+            expert += cumulative[:, j : j + 1] <= u
+        sd = np.sqrt(self._params["experts"]["var"])
+        draws = (np.take_along_axis(means, expert, axis=1)
+                 + sd[expert] * rng.standard_normal(size=(n, n_samples)))
+        return self._y_mean + self._y_scale * draws
 
     def predict_experts(self, X):
         """Each expert's prediction ``beta_l^T x``.
@@ -141,6 +333,7 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
     min_variance : float, default=1e-6
         Floor on each expert's variance, as a fraction of the variance of y;
         it keeps the likelihood bounded when an expert fits a few points exactly.
+        At least ``np.finfo(float).eps ** 2`` (about 4.9e-32).
     warm_start : bool, default=False
         If True, ``fit`` continues from the previous solution (one start).
     random_state : int, RandomState instance or None, default=None
@@ -178,10 +371,28 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when X has string column names.
+    collapsed_experts_ : ndarray of shape (n_collapsed,)
+        Experts pruned because they lost all responsibility (see Notes);
+        usually empty.
 
     See Also
     --------
     MixtureOfExpertsClassifier : The same model with multinomial logistic experts.
+
+    Notes
+    -----
+    An expert whose responsibility falls below 1e-10 of the total sample weight
+    has collapsed. EM stops re-estimating it, so every iteration still does not
+    decrease the log-likelihood; at the end of ``fit`` it is pruned with a
+    ``ConvergenceWarning``: every prediction gives it gate probability 0 and
+    renormalises the others, so its stale parameters never affect a prediction
+    (``predict_experts`` and the coefficient attributes still show them). Pruning
+    lowers the training log-likelihood by at most about the collapsed
+    responsibility mass, and may raise it. ``collapsed_experts_`` lists them.
+
+    Every prediction is finite for finite input: inputs are standardised and
+    saturate at 1e100 training standard deviations (fewer where an output in the
+    units of y would overflow first). See :doc:`/guarantees`.
 
     References
     ----------
@@ -201,6 +412,16 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
     True
     >>> np.round(np.sort(moe.expert_coef_.ravel()), 1)
     array([-1.,  2.])
+
+    The predictive distribution: standard deviation, a 90 % interval and draws.
+
+    >>> y_pred, y_std = moe.predict(X[:3], return_std=True)
+    >>> bool(np.all((0.03 < y_std) & (y_std < 0.07)))
+    True
+    >>> moe.predict_interval(X[:3], coverage=0.9).shape
+    (3, 2)
+    >>> moe.sample(X[:3], n_samples=10, random_state=0).shape
+    (3, 10)
     """
 
     _parameter_constraints: dict = {
@@ -284,13 +505,28 @@ verbose, verbose_interval, backend, n_jobs
     expert_intercept_ : ndarray of shape (n_experts,)
     expert_variance_ : ndarray of shape (n_experts,)
     n_iter_, converged_, lower_bound_, lower_bounds_, n_features_in_, \
-feature_names_in_
+feature_names_in_, collapsed_experts_
         As for :class:`MixtureOfExpertsRegressor`.
 
     See Also
     --------
     MixtureOfExpertsRegressor : The flat (one-gate) model.
     HierarchicalMixtureOfExpertsClassifier : The same tree with logistic experts.
+
+    Notes
+    -----
+    An expert whose responsibility falls below 1e-10 of the total sample weight
+    has collapsed. EM stops re-estimating it, so every iteration still does not
+    decrease the log-likelihood; at the end of ``fit`` it is pruned with a
+    ``ConvergenceWarning``: every prediction gives it gate probability 0 and
+    renormalises the others, so its stale parameters never affect a prediction
+    (``predict_experts`` and the coefficient attributes still show them). Pruning
+    lowers the training log-likelihood by at most about the collapsed
+    responsibility mass, and may raise it. ``collapsed_experts_`` lists them.
+
+    Every prediction is finite for finite input: inputs are standardised and
+    saturate at 1e100 training standard deviations (fewer where an output in the
+    units of y would overflow first). See :doc:`/guarantees`.
 
     References
     ----------
@@ -310,6 +546,13 @@ feature_names_in_
     True
     >>> hme.predict_gate(X).shape
     (800, 4)
+
+    Sparse routing: each sample uses only its two most probable experts.
+
+    >>> y_routed = hme.predict(X, top_k=2)
+    >>> _, dropped = hme.predict_gate(X, top_k=2, return_dropped=True)
+    >>> bool(np.all((0 <= dropped) & (dropped <= 1)))
+    True
     """
 
     _parameter_constraints: dict = {
