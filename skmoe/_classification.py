@@ -152,6 +152,10 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         else:
             idx, weight = self._route(log_prior, top_k)
             kernels.mix_categorical_sparse(X_expert, coef, idx, weight, out)
+        # A sum of exponentials is off 1 by a few ulp; scikit-learn's metrics
+        # (log_loss) reject probabilities above 1, so renormalise.
+        np.clip(out, 0.0, 1.0, out=out)
+        out /= out.sum(axis=1, keepdims=True)
         return out
 
     def predict_log_proba(self, X, *, top_k=None):

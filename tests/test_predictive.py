@@ -359,3 +359,18 @@ def test_unfitted_raises(method, kwargs):
     X = np.zeros((3, 2))
     with pytest.raises(NotFittedError):
         getattr(MixtureOfExpertsRegressor(), method)(X, **kwargs)
+
+
+def test_classifier_probabilities_are_probabilities():
+    """Never above 1, rows sum to 1 to rounding: scikit-learn's log_loss accepts them."""
+    from sklearn.metrics import log_loss
+
+    from skmoe import HierarchicalMixtureOfExpertsClassifier
+    from skmoe.datasets import make_piecewise_logistic
+
+    X, y = make_piecewise_logistic(n_samples=600, random_state=0)
+    clf = HierarchicalMixtureOfExpertsClassifier((2, 2), random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.min() >= 0.0 and proba.max() <= 1.0
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=4e-16)
+    assert np.isfinite(log_loss(y, proba, labels=clf.classes_))
