@@ -31,8 +31,8 @@ from . import _rowops
 from ._fastexp import exp as _exp
 
 _jit = njit(cache=_config.NUMBA_CACHE, nogil=True)
-_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
-    _rowops.make_logsumexp_span(_exp)
+_rowops_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
+    _rowops.logsumexp_span
 )
 _EMPTY_2D = np.zeros((0, 0))
 _EMPTY_IDX = np.zeros(0, dtype=np.int64)
@@ -120,13 +120,33 @@ def _unvech(vech, p):
 # Row operations (Numba, serial, nogil)
 
 
+@njit(inline="always", cache=_config.NUMBA_CACHE)
+def _logsumexp_span(row, start, count, scratch):
+    """``log sum_j exp(row[start + j])`` for ``j < count``, without overflow.
+
+    The exponentials go to ``scratch`` first and are summed after: a loop
+    that only computes exponentials vectorises, one that also adds them to a
+    running sum does not (float addition does not reassociate).
+    """
+    top = row[start]
+    for j in range(1, count):
+        top = max(top, row[start + j])
+    for j in range(count):
+        scratch[j] = _exp(row[start + j] - top)
+    total = 0.0
+    for j in range(count):
+        total += scratch[j]
+    return top + math.log(total)
+
+
 @_jit
 def _log_softmax_groups(Z, n_children):
     """Log-softmax over consecutive groups of ``n_children`` columns, in place."""
     n, m = Z.shape
+    scratch = np.empty(n_children)
     for i in range(n):
         for base in range(0, m, n_children):
-            lse = _logsumexp_span(Z[i], base, n_children)
+            lse = _logsumexp_span(Z[i], base, n_children, scratch)
             for j in range(n_children):
                 Z[i, base + j] -= lse
 
@@ -150,10 +170,11 @@ def _gaussian_from_mean(mean, y, var):
 def _categorical_from_logits(Z, y_idx, n_classes, out):
     """``out[i, l] = log softmax(Z[i, l*c:(l+1)*c])[y_idx[i]]``."""
     n, K = out.shape
+    scratch = np.empty(n_classes)
     for i in range(n):
         for k in range(K):
             base = k * n_classes
-            out[i, k] = Z[i, base + y_idx[i]] - _logsumexp_span(Z[i], base, n_classes)
+            out[i, k] = Z[i, base + y_idx[i]] - _logsumexp_span(Z[i], base, n_classes, scratch)
 
 
 @_jit
@@ -162,12 +183,13 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
     n, K = out.shape
     n_chunks = (n + chunk_size - 1) // chunk_size
     partial = np.zeros(n_chunks)
+    scratch = np.empty(K)
     for c in range(n_chunks):
         acc = 0.0
         for i in range(c * chunk_size, min(n, (c + 1) * chunk_size)):
             for k in range(K):
                 out[i, k] = log_prior[i, k] + log_lik[i, k]
-            lse = _logsumexp_span(out[i], 0, K)
+            lse = _logsumexp_span(out[i], 0, K, scratch)
             for k in range(K):
                 out[i, k] -= lse
             acc += w[i] * lse
@@ -176,25 +198,30 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
 
 
 @_jit
-def _vech_rows(X, y, out):
-    """``out[i]`` = upper triangle of ``z_i z_i^T``, row-major, with ``z_i = (x_i, y_i)``.
+def _vech_columns(X, y, out):
+    """``out[:, i]`` = upper triangle of ``z_i z_i^T``, row-major, with ``z_i = (x_i, y_i)``.
 
-    ``y`` with no entries means ``z_i = x_i``.
+    Column-wise, so that every product loop runs over contiguous rows (and
+    vectorises). ``y`` with no entries means ``z_i = x_i``; ``out`` may have
+    more columns than X has rows (the rest is left alone).
     """
     n, p = X.shape
-    with_y = y.shape[0] > 0
+    width = p + (1 if y.shape[0] > 0 else 0)
+    zt = np.empty((width, n))
     for i in range(n):
-        base = 0
         for a in range(p):
-            xa = X[i, a]
-            for b in range(a, p):
-                out[i, base + b - a] = xa * X[i, b]
-            base += p - a
-            if with_y:
-                out[i, base] = xa * y[i]
-                base += 1
-        if with_y:
-            out[i, base] = y[i] * y[i]
+            zt[a, i] = X[i, a]
+    if width > p:
+        zt[p, :] = y
+    c = 0
+    for a in range(width):
+        for b in range(a, width):
+            za = zt[a]
+            zb = zt[b]
+            row = out[c]
+            for i in range(n):
+                row[i] = za[i] * zb[i]
+            c += 1
 
 
 @_jit
@@ -231,55 +258,86 @@ def _mix_categorical_rows(log_prior, log_proba, n_classes, out):
 
 
 @_jit
-def _softmax_rows(Z, w, mass, targets, y_idx, n_children, want_grad, pairs, objective):
+def _softmax_columns(ZT, w, mass, targets, y_idx, n_children, want_grad, pairs_t, objective):
     """Objective, residuals and Fisher weights of N softmax regressions on a block.
 
-    ``Z`` holds the logits (node-major) and receives the gradient residuals
-    ``w_i (T_ij - s_i g_ij)`` when ``want_grad``; ``pairs`` with rows receives,
-    per node and child pair j <= k, ``w_i s_i (delta_jk g_ij - g_ij g_ik)``.
-    ``mass`` with no rows means 1 (the root); ``targets`` with no rows means the
-    mass sits on class ``y_idx``. ``objective`` accumulates per node.
+    Column-major: ``ZT`` holds the logits transposed, (n_nodes * b, n_rows), so
+    that every loop runs over contiguous rows and vectorises, and the sums over
+    the children of a node are element-wise. ``ZT`` receives the gradient
+    residuals ``w_i (T_ij - s_i g_ij)`` when ``want_grad``; ``pairs_t`` with
+    rows receives, per node and child pair j <= k (row-major), the Fisher
+    weights ``w_i s_i (delta_jk g_ij - g_ij g_ik)``. ``mass`` with no rows means
+    1 (the root); ``targets`` with no rows means the mass sits on class
+    ``y_idx``. ``objective`` accumulates per node, in row order.
     """
-    n, m = Z.shape
+    m, n = ZT.shape
     b = n_children
     has_mass = mass.shape[0] > 0
     has_targets = targets.shape[0] > 0
-    want_pairs = pairs.shape[0] > 0
+    want_pairs = pairs_t.shape[0] > 0
     n_pairs = b * (b + 1) // 2
-    g = np.empty(b)
-    for i in range(n):
-        for v in range(m // b):
-            base = v * b
-            s = mass[i, v] if has_mass else 1.0
-            # One exponential per child: g from the shifted exponentials, log g
-            # from their sum.
-            top = Z[i, base]
-            for j in range(1, b):
-                top = max(top, Z[i, base + j])
-            total = 0.0
+    top = np.empty(n)
+    total = np.empty(n)
+    log_total = np.empty(n)
+    scaled = np.empty(n)
+    node_mass = np.empty(n)
+    t = np.empty(n)
+    gain = np.empty(n)
+    g = np.empty((b, n))
+    for v in range(m // b):
+        base = v * b
+        top[:] = ZT[base]
+        for j in range(1, b):
+            row = ZT[base + j]
+            for i in range(n):
+                top[i] = max(top[i], row[i])
+        total[:] = 0.0
+        for j in range(b):
+            row = ZT[base + j]
+            gj = g[j]
+            for i in range(n):
+                row[i] -= top[i]
+                gj[i] = _exp(row[i])
+                total[i] += gj[i]
+        for i in range(n):
+            log_total[i] = math.log(total[i])
+            node_mass[i] = mass[i, v] if has_mass else 1.0
+            scaled[i] = w[i] * node_mass[i]
+            gain[i] = 0.0
+        for j in range(b):
+            row = ZT[base + j]
+            gj = g[j]
+            # The soft counts first (strided reads), then branch-free arithmetic.
+            if has_targets:
+                for i in range(n):
+                    t[i] = targets[i, base + j]
+            else:
+                for i in range(n):
+                    t[i] = node_mass[i] if y_idx[i] == j else 0.0
+            for i in range(n):
+                gain[i] += w[i] * t[i] * (row[i] - log_total[i])
+                gj[i] /= total[i]
+            if want_grad:
+                for i in range(n):
+                    row[i] = w[i] * t[i] - scaled[i] * gj[i]
+        acc = 0.0
+        for i in range(n):
+            acc += gain[i]
+        objective[v] += acc
+        if want_pairs:
+            col = v * n_pairs
             for j in range(b):
-                g[j] = _exp(Z[i, base + j] - top)
-                total += g[j]
-            log_total = math.log(total)
-            for j in range(b):
-                log_g = Z[i, base + j] - top - log_total
-                if has_targets:
-                    t = targets[i, base + j]
-                else:
-                    t = s if y_idx[i] == j else 0.0
-                objective[v] += w[i] * t * log_g
-                g[j] /= total
-                if want_grad:
-                    Z[i, base + j] = w[i] * (t - s * g[j])
-            if want_pairs:
-                ws = w[i] * s
-                col = v * n_pairs
-                for j in range(b):
-                    pairs[i, col] = ws * g[j] * (1.0 - g[j])
+                for k in range(j, b):
+                    out = pairs_t[col]
+                    gj = g[j]
+                    gk = g[k]
+                    if k == j:
+                        for i in range(n):
+                            out[i] = scaled[i] * gj[i] * (1.0 - gj[i])
+                    else:
+                        for i in range(n):
+                            out[i] = -scaled[i] * gj[i] * gk[i]
                     col += 1
-                    for k in range(j + 1, b):
-                        pairs[i, col] = -ws * g[j] * g[k]
-                        col += 1
 
 
 # --------------------------------------------------------------------------
@@ -384,16 +442,15 @@ def _vech_gram(X, y, weights):
 
     def group(start, stop):
         blocks, rows = _blocks(start, stop, q)
-        products = np.empty((rows, q))
-        gram = np.zeros((M, q))
+        products = np.empty((q, rows))
+        gram = np.zeros((q, M))
         for s, e in blocks:
-            u = products[: e - s]
-            _vech_rows(X[s:e], y[s:e], u)
-            gram += weights[s:e].T @ u
+            _vech_columns(X[s:e], y[s:e], products)
+            gram += products[:, : e - s] @ weights[s:e]
         return (gram,)
 
     parts = _sum_groups(n, group)
-    return parts[0] if parts is not None else np.zeros((M, q))
+    return parts[0].T if parts is not None else np.zeros((M, q))
 
 
 def weighted_grams(X, weights):
@@ -482,23 +539,25 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     y_idx_ = _EMPTY_IDX if y_idx is None else y_idx
 
     def group(start, stop):
-        blocks, rows = _blocks(start, stop, width + (n_pairs + q if newton else 0))
-        logits = np.empty((rows, width))
-        pairs = np.empty((rows, n_pairs) if newton else (0, 0))
-        products = np.empty((rows, q) if newton else (0, 0))
+        blocks, rows = _blocks(start, stop, 2 * width + (n_pairs + q if newton else 0))
+        logits = np.empty(width * rows)
+        pairs = np.empty(n_pairs * rows if newton else 0)
+        products = np.empty((q, rows) if newton else (0, 0))
         objective = np.zeros(n_nodes)
         grad = np.zeros((width, p)) if want_grad else None
-        fisher = np.zeros((n_pairs, q)) if newton else None
+        fisher = np.zeros((q, n_pairs)) if newton else None
         for s, e in blocks:
-            z = logits[: e - s]
-            np.dot(X[s:e], flat.T, out=z)
-            _softmax_rows(z, w[s:e], mass_[s:e], targets_[s:e], y_idx_[s:e], b, want_grad,
-                          pairs[: e - s], objective)
+            # Contiguous (columns, rows) views of the flat buffers.
+            z = logits[: width * (e - s)].reshape(width, e - s)
+            pairs_t = pairs[: n_pairs * (e - s)].reshape(n_pairs if newton else 0, e - s)
+            np.dot(flat, X[s:e].T, out=z)
+            _softmax_columns(z, w[s:e], mass_[s:e], targets_[s:e], y_idx_[s:e], b, want_grad,
+                             pairs_t, objective)
             if want_grad:
-                grad += z.T @ X[s:e]
+                grad += z @ X[s:e]
             if newton:
-                _vech_rows(X[s:e], _EMPTY_1D, products[: e - s])
-                fisher += pairs[: e - s].T @ products[: e - s]
+                _vech_columns(X[s:e], _EMPTY_1D, products)
+                fisher += products[:, : e - s] @ pairs_t.T
         return objective, grad, fisher
 
     parts = _map_groups(n, group)
@@ -518,7 +577,7 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     if curvature == "bohning":
         ws = np.broadcast_to(w[:, None], (n, n_nodes)) if mass is None else mass * w[:, None]
         return objective, grad, weighted_grams(X, np.ascontiguousarray(ws))
-    fisher = _unvech(np.zeros((n_pairs, q)) if fisher is None else fisher, p)
+    fisher = _unvech(np.zeros((n_pairs, q)) if fisher is None else fisher.T, p)
     curv = np.empty((n_nodes, b * p, b * p))
     for v in range(n_nodes):
         for pair, (j, k) in enumerate(zip(*np.triu_indices(b))):
@@ -703,7 +762,7 @@ def _mix_categorical_sparse_source(X, coef, idx, weight, chunk_size, out):
                     for a in range(p):
                         acc += coef[leaf, m, a] * X[i, a]
                     z[m] = acc
-                lse = _logsumexp_span(z, 0, n_classes)
+                lse = _rowops_logsumexp_span(z, 0, n_classes)
                 for m in range(n_classes):
                     out[i, m] += w * math.exp(z[m] - lse)
 
@@ -1027,3 +1086,18 @@ def level_targets(resp, n_nodes, n_children, root):
         return np.ascontiguousarray(targets), None
     mass = targets.reshape(n, n_nodes, n_children).sum(axis=2)
     return np.ascontiguousarray(targets), mass
+
+
+def weighted_sums(values, w):
+    """``sum_i w_i values[i, l]`` for every column l.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_columns)
+    w : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    ndarray of shape (n_columns,)
+    """
+    return w @ values
