@@ -434,8 +434,12 @@ def posterior(log_prior, log_lik, w, out):
     return float(np.sum(np.concatenate(partial))) if partial else 0.0
 
 
-def _vech_gram(X, y, weights):
-    """``sum_i weights[i, m] vech(z_i z_i^T)`` per column m, with ``z_i = (x_i, y_i)``."""
+def _vech_gram(X, y, weights, w=None):
+    """``sum_i u_im vech(z_i z_i^T)`` per column m, and ``sum_i u_im``.
+
+    ``z_i = (x_i, y_i)`` (``x_i`` alone when y has no entries) and
+    ``u = weights``, or ``weights * w[:, None]`` formed block by block.
+    """
     n, p = X.shape
     q = _n_vech(p + (y.shape[0] > 0))
     M = weights.shape[1]
@@ -444,13 +448,18 @@ def _vech_gram(X, y, weights):
         blocks, rows = _blocks(start, stop, q)
         products = np.empty((q, rows))
         gram = np.zeros((q, M))
+        mass = np.zeros(M)
         for s, e in blocks:
+            u = weights[s:e] if w is None else weights[s:e] * w[s:e, None]
             _vech_columns(X[s:e], y[s:e], products)
-            gram += products[:, : e - s] @ weights[s:e]
-        return (gram,)
+            gram += products[:, : e - s] @ u
+            mass += u.sum(axis=0)
+        return gram, mass
 
     parts = _sum_groups(n, group)
-    return parts[0].T if parts is not None else np.zeros((M, q))
+    if parts is None:
+        return np.zeros((M, q)), np.zeros(M)
+    return parts[0].T, parts[1]
 
 
 def weighted_grams(X, weights):
@@ -468,7 +477,7 @@ def weighted_grams(X, weights):
     -------
     grams : ndarray of shape (n_stats, n_coefs, n_coefs)
     """
-    return _unvech(_vech_gram(X, _EMPTY_1D, weights), X.shape[1])
+    return _unvech(_vech_gram(X, _EMPTY_1D, weights)[0], X.shape[1])
 
 
 def wls_stats(X, y, resp, w):
@@ -491,10 +500,9 @@ def wls_stats(X, y, resp, w):
         ``sum_i w_i h_il``.
     """
     p = X.shape[1]
-    weights = resp * w[:, None]
     # The Gram of z = (x, y) holds X^T X, X^T y and y^T y at once.
-    full = _unvech(_vech_gram(X, y, weights), p + 1)
-    mass = weights.sum(axis=0)
+    vech, mass = _vech_gram(X, y, resp, w)
+    full = _unvech(vech, p + 1)
     return full[:, :p, :p].copy(), full[:, :p, p].copy(), full[:, p, p].copy(), mass
 
 
