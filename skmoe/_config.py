@@ -14,6 +14,11 @@ CHUNK_SIZE = 4096
 # enough that a task outweighs its dispatch, small enough to share the rows out.
 GROUP_CHUNKS = 4
 
+# Fewer groups than this run on the caller's thread: below about 130 000 rows
+# (measured at 20 000 and 50 000 rows, K = 4, p = 10) a fit is faster on one
+# thread than on two.
+PARALLEL_MIN_GROUPS = 8
+
 # Elements of one block of rows inside a group (rows x columns of the widest
 # per-block buffer); about 1 MiB of float64, so that a block stays in cache.
 BLOCK_ELEMENTS = 1 << 17
@@ -32,3 +37,7 @@ PARALLEL_MIN_WORK = 1 << 18
 # CUDA backend: threads per block of every kernel launch. Reductions never depend
 # on it (each output is summed in row order by one thread), so tests patch it small.
 THREADS_PER_BLOCK = 128
+
+# CUDA backend: rows per chunk of the ordered reductions (one block per chunk:
+# smaller than CHUNK_SIZE, so that a GPU has thousands of blocks in flight).
+CUDA_CHUNK_SIZE = 1024

@@ -13,6 +13,7 @@ import numpy as np
 from skmoe import _config, MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 _config.CHUNK_SIZE = 64            # several chunks and groups per reduction
 _config.MIN_BLOCK_ROWS = 16        # several blocks per group
+_config.PARALLEL_MIN_GROUPS = 2    # the thread pool, even on small data
 rng = np.random.RandomState(0)
 X = rng.normal(size=(1000, 3))
 y = np.where(X[:, 0] > 0, 1 + 2 * X[:, 1], -1 - X[:, 2]) + 0.3 * rng.normal(size=1000)

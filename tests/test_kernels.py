@@ -26,6 +26,7 @@ def chunking(request, monkeypatch):
         monkeypatch.setattr(_config, "GROUP_CHUNKS", 2)
         monkeypatch.setattr(_config, "BLOCK_ELEMENTS", 40)
         monkeypatch.setattr(_config, "MIN_BLOCK_ROWS", 3)
+        monkeypatch.setattr(_config, "PARALLEL_MIN_GROUPS", 2)
     parallel = "parallel" in request.param
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS) if parallel else 1)
     # The prediction helpers' parallel builds, even on small data.
