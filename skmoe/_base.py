@@ -176,8 +176,8 @@ def _collapsed_experts(model, params, problem):
         Leaf indices, increasing.
     """
     _, log_resp = model.e_step(params, problem)
-    log_resp = model.kernels.to_host(log_resp)
-    mass = problem.on_host().weight @ np.exp(log_resp, out=log_resp)
+    kernels = model.kernels  # on the device that holds the problem: only K numbers come back
+    mass = kernels.weighted_sums(kernels.exp(log_resp, log_resp), problem.weight)
     return np.flatnonzero(mass <= _MIN_MASS_SHARE * float(mass.sum()))
 
 

@@ -35,6 +35,9 @@ class Problem:
     weight : ndarray of shape (n_samples,)
     root_gram : ndarray of shape (1, n_gate_coefs, n_gate_coefs) or None
         The root gate's fixed Boehning bound, once computed (``Model.root_gram``).
+    host : Problem or None
+        The same problem in NumPy arrays when this one lives on a device
+        (see :meth:`on`); None when this one is on the host.
     """
 
     X_gate: np.ndarray
@@ -42,6 +45,24 @@ class Problem:
     target: np.ndarray
     weight: np.ndarray
     root_gram: np.ndarray = None
+    host: "Problem" = None
+
+    def on(self, kernels):
+        """This problem with its arrays where ``kernels`` computes (itself on the CPU).
+
+        The large arrays cross to a device once here, for the whole fit; a
+        design shared by the gate and the experts crosses once.
+        """
+        X_gate = kernels.to_device(self.X_gate)
+        if X_gate is self.X_gate:
+            return self
+        X_expert = X_gate if self.X_expert is self.X_gate else kernels.to_device(self.X_expert)
+        return Problem(X_gate, X_expert, kernels.to_device(self.target),
+                       kernels.to_device(self.weight), self.root_gram, host=self.on_host())
+
+    def on_host(self):
+        """The problem in NumPy arrays (itself when it is on the host)."""
+        return self if self.host is None else self.host
 
 
 @dataclass
@@ -62,7 +83,7 @@ class Model:
         n = X_gate.shape[0]
         out = []
         for d, coef in enumerate(gates):
-            buf = np.empty((n, self.tree.n_nodes[d] * self.tree.branching[d]))
+            buf = self.kernels.empty((n, self.tree.n_nodes[d] * self.tree.branching[d]))
             out.append(self.kernels.affine_log_softmax(X_gate, coef, buf))
         return out
 
@@ -71,8 +92,8 @@ class Model:
         levels = self.gate_log_probs(gates, X_gate)
         if len(levels) == 1:
             return levels[0]
-        out = np.empty((X_gate.shape[0], self.tree.n_leaves))
-        return self.tree.leaf_log_prior(levels, out)
+        out = self.kernels.empty((X_gate.shape[0], self.tree.n_leaves))
+        return self.tree.leaf_log_prior(levels, out, self.kernels)
 
     def objective_penalty(self, params):
         gate_pen = sum(float(np.sum(penalty(c, self.reg_gate))) for c in params["gates"])
@@ -81,7 +102,7 @@ class Model:
     def e_step(self, params, problem):
         """Return the weighted log-likelihood and the log-responsibilities."""
         log_prior = self.log_prior(params["gates"], problem.X_gate)
-        log_resp = np.empty_like(log_prior)
+        log_resp = self.kernels.empty(log_prior.shape)
         self.experts.log_prob(
             self.kernels, params["experts"], problem.X_expert, problem.target, log_resp
         )
@@ -97,7 +118,7 @@ class Model:
         gates = []
         p = problem.X_gate.shape[1]
         for d, coef in enumerate(params["gates"]):
-            targets, mass = self.tree.level_targets(resp, d)
+            targets, mass = self.tree.level_targets(resp, d, self.kernels)
             solver = self.level_solver(d, p)
             steps = n_steps
             if solver == "bohning" and d == 0:
@@ -135,8 +156,9 @@ class Model:
 
 
 def initialize(model, problem, resp):
-    """Parameters from initial responsibilities: one M-step from zero coefficients."""
+    """Parameters from initial responsibilities (host array): one M-step from zero coefficients."""
     params = model.initial_params(problem.X_gate.shape[1], problem.X_expert.shape[1])
+    resp = model.kernels.to_device(np.ascontiguousarray(resp))
     return model.m_step(params, problem, resp, n_steps=_INIT_STEPS,
                         root_gram=model.root_gram(problem))
 
@@ -162,17 +184,18 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
         Penalised log-likelihood after each E-step, the start included.
     converged : bool
     n_iter : int
-    log_resp : ndarray of shape (n_samples, n_leaves)
-        From the final parameters.
+    log_resp : array of shape (n_samples, n_leaves)
+        From the final parameters, on the backend's device.
     """
-    total_weight = float(np.sum(problem.weight))
+    kernels = model.kernels
+    total_weight = kernels.total(problem.weight)
     root_gram = model.root_gram(problem)
     ll, log_resp = model.e_step(params, problem)
     objectives = [ll - model.objective_penalty(params)]
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        resp = np.exp(log_resp, out=log_resp)
+        resp = kernels.exp(log_resp, log_resp)
         params = model.m_step(params, problem, resp, root_gram=root_gram)
         ll, log_resp = model.e_step(params, problem)
         objectives.append(ll - model.objective_penalty(params))

@@ -94,4 +94,10 @@ class CategoricalExperts:
             kernels, X, params["coef"], w, mass=resp, y_idx=y_idx, reg=self.reg,
             solver=solver, n_steps=n_steps,
         )
+        # As for Gaussian experts, one below the mass floor keeps its parameters (each
+        # expert's step is monotone on its own part of Q, so keeping one stays monotone).
+        mass = kernels.weighted_sums(resp, w)
+        frozen = mass <= _MIN_MASS_SHARE * max(float(mass.sum()), np.finfo(float).tiny)
+        if frozen.any():
+            coef = np.where(frozen[:, None, None], params["coef"], coef)
         return {"coef": coef}

@@ -15,11 +15,18 @@ only), so EM's log-likelihood never decreases:
 """
 
 import numpy as np
+from scipy import linalg
 
 from ._config import NEWTON_MAX_COEFS
 from ._linalg import solve_psd
 
 _MAX_HALVINGS = 40
+
+# Cholesky factors of the root's fixed Boehning system, per (root Gram, b, reg):
+# the system is the same at every step of every iteration of a fit, so it is
+# factorised once. Each entry holds its Gram, so an id is never reused while cached.
+_ROOT_FACTORS = {}
+_ROOT_FACTORS_MAX = 8
 
 
 def resolve_solver(solver, n_children, n_coefs):
@@ -46,7 +53,28 @@ def penalty(coef, reg):
 
 def bohning_bound(kernels, X, w):
     """The root's fixed Boehning Gram ``sum_i w_i x_i x_i^T``, shape (1, p, p)."""
-    return kernels.weighted_grams(X, w[:, None])
+    return kernels.weighted_grams(X, kernels.as_column(w))
+
+
+def _root_factor(root_gram, shape, reg_diag):
+    """Cholesky factor of ``kron(shape, root_gram[0]) + diag(reg_diag)``, or None.
+
+    None when the factorisation fails; the caller then solves with
+    :func:`solve_psd`, whose first attempt is this same factorisation.
+    """
+    key = (id(root_gram), shape.shape[0], float(reg_diag.max(initial=0.0)))
+    entry = _ROOT_FACTORS.get(key)
+    if entry is None or entry[0] is not root_gram:
+        A = np.kron(shape, root_gram[0])
+        A[np.diag_indices_from(A)] += reg_diag
+        try:
+            factor = linalg.cho_factor(A, check_finite=False)
+        except linalg.LinAlgError:
+            factor = None
+        if len(_ROOT_FACTORS) >= _ROOT_FACTORS_MAX:
+            _ROOT_FACTORS.pop(next(iter(_ROOT_FACTORS)))
+        entry = _ROOT_FACTORS[key] = (root_gram, A, factor)
+    return entry[1], entry[2]
 
 
 def softmax_m_step(
@@ -82,6 +110,9 @@ def softmax_m_step(
     reg_diag = reg * np.tile(mask, b - 1)
     if solver == "bohning":
         shape = 0.5 * (np.eye(b - 1) - 1.0 / b)
+    root = None
+    if solver == "bohning" and root_gram is not None:
+        root = _root_factor(root_gram, shape, reg_diag)
     for _ in range(n_steps):
         if solver == "bohning":
             curvature = "gradient" if root_gram is not None else "bohning"
@@ -95,6 +126,15 @@ def softmax_m_step(
         delta = np.zeros_like(coef)
         for v in range(n_nodes):
             rhs = (grad[v, 1:] - reg * mask * coef[v, 1:]).ravel()
+            if root is not None:
+                # The same numbers as solve_psd(A, rhs), without refactorising A.
+                A, factor = root
+                x = None if factor is None else linalg.cho_solve(factor, rhs,
+                                                                  check_finite=False)
+                if x is None or not np.all(np.isfinite(x)):
+                    x = solve_psd(A, rhs)
+                delta[v, 1:] = x.reshape(b - 1, p)
+                continue
             if solver == "bohning":
                 A = np.kron(shape, curv[v])
             else:

@@ -9,6 +9,8 @@ ancestor edge of leaf l at level d is ``l // stride[d]`` with
 
 import numpy as np
 
+from ._kernels import cpu as _cpu
+
 
 class GatingTree:
     """A balanced gating tree.
@@ -26,47 +28,37 @@ class GatingTree:
         self.n_nodes = [int(np.prod(self.branching[:d])) for d in range(self.n_levels)]
         self.stride = [int(np.prod(self.branching[d + 1 :])) for d in range(self.n_levels)]
 
-    def leaf_log_prior(self, level_log_gates, out):
+    def leaf_log_prior(self, level_log_gates, out, kernels=None):
         """Sum the log gate probabilities along each leaf's path.
 
         Parameters
         ----------
-        level_log_gates : list of ndarray of shape (n_samples, n_nodes[d] * branching[d])
-        out : ndarray of shape (n_samples, n_leaves)
+        level_log_gates : list of arrays of shape (n_samples, n_nodes[d] * branching[d])
+        out : array of shape (n_samples, n_leaves)
             Modified in place.
+        kernels : module, default=None
+            The backend that holds the arrays; None for the CPU.
         """
-        n = out.shape[0]
-        out[:] = 0.0
-        for d, log_gate in enumerate(level_log_gates):
-            view = out.reshape(n, self.n_nodes[d] * self.branching[d], self.stride[d])
-            view += log_gate[:, :, None]
-        return out
+        return (kernels or _cpu).leaf_log_prior(level_log_gates, out)
 
-    def level_targets(self, resp, d):
+    def level_targets(self, resp, d, kernels=None):
         """Posterior targets of the gates of level d.
 
         Parameters
         ----------
-        resp : ndarray of shape (n_samples, n_leaves)
+        resp : array of shape (n_samples, n_leaves)
         d : int
+        kernels : module, default=None
+            The backend that holds ``resp``; None for the CPU.
 
         Returns
         -------
-        targets : ndarray of shape (n_samples, n_nodes[d] * branching[d])
+        targets : array of shape (n_samples, n_nodes[d] * branching[d])
             Responsibility summed over the leaves below each edge.
-        mass : ndarray of shape (n_samples, n_nodes[d]) or None
+        mass : array of shape (n_samples, n_nodes[d]) or None
             Responsibility reaching each gate; None at the root, where it is 1.
         """
-        n = resp.shape[0]
-        n_edges = self.n_nodes[d] * self.branching[d]
-        if self.stride[d] == 1:
-            targets = resp
-        else:
-            targets = resp.reshape(n, n_edges, self.stride[d]).sum(axis=2)
-        if d == 0:
-            return np.ascontiguousarray(targets), None
-        mass = targets.reshape(n, self.n_nodes[d], self.branching[d]).sum(axis=2)
-        return np.ascontiguousarray(targets), mass
+        return (kernels or _cpu).level_targets(resp, self.n_nodes[d], self.branching[d], d == 0)
 
     def n_gate_params(self, n_coefs):
         """Free gate parameters (one reference child per gate)."""

@@ -1,0 +1,1294 @@
+"""CUDA kernels: the interface of :mod:`skmoe._kernels.cpu` on an NVIDIA GPU.
+
+This is the only module of skmoe that imports CUDA, and only
+``get_backend("cuda")`` imports it. The toolchain is taken in this order:
+
+1. ``numba_cuda_mlir`` (numba-cuda-mlir, the successor of numba-cuda), unless
+   the CUDA simulator is asked for (``NUMBA_ENABLE_CUDASIM=1``): it has none;
+2. ``numba.cuda`` (NVIDIA's numba-cuda, or the target built into older Numba).
+
+numba-cuda 0.30 and older register an overload of ``np.row_stack`` when they
+compile their first kernel; NumPy 2.5 removed that alias of ``np.vstack``, so
+the first launch fails with an AttributeError. :func:`_numpy_compat` puts the
+alias back (the same function NumPy had) before numba-cuda loads; it changes
+nothing on NumPy < 2.5 (tests/test_cuda.py checks both).
+
+Every public function has the name and the signature of its CPU counterpart. It
+takes device arrays (what :func:`to_device` returns) or NumPy arrays; NumPy
+inputs are copied to the device for the call and NumPy outputs receive the
+result, so the prediction paths work unchanged. A fit moves X, y and the
+weights to the device once (``Problem.on``); every (n, K) array of EM then
+stays there, and each kernel returns only O(K p^2) statistics to the host,
+where the small solves run (shared with the CPU backend).
+
+Reductions over samples are ordered: each output of a chunk of
+``_config.CUDA_CHUNK_SIZE`` rows is a sum over the chunk's rows in a fixed order
+(row order, or 32 fixed lanes for the column sums), and the chunk partials are
+summed in chunk order by one thread per output. No floating-point atomics: the
+result depends on n and the chunk size only, never on the launch geometry
+(``_config.THREADS_PER_BLOCK``). The GPU's chunks are smaller than the CPU's,
+for more blocks in flight; the two backends agree to rounding, not bit for bit.
+
+Kernels that have no CUDA build here (the sparse-routing and predictive
+helpers) are taken from the CPU backend through the module ``__getattr__``;
+they receive NumPy arrays from the prediction paths.
+"""
+
+import math
+import os
+import warnings
+
+import numpy as np
+from numba import float64
+
+from .. import _config
+from . import _rowops
+from . import cpu as _cpu
+
+_INSTALL_HINT = (
+    'backend="cuda" needs numba-cuda (or numba-cuda-mlir) and an NVIDIA GPU with its '
+    'driver: pip install "skmoe[cuda]".'
+)
+
+
+def _numpy_compat():
+    """Restore ``np.row_stack`` (removed in NumPy 2.5) for numba-cuda <= 0.30.
+
+    numba-cuda registers ``overload(np.row_stack)`` while it loads its array
+    typing at the first kernel compilation, which fails on NumPy 2.5 with
+    "module 'numpy' has no attribute 'row_stack'". The alias was ``np.vstack``
+    itself, so putting it back changes no NumPy behaviour.
+
+    Returns
+    -------
+    applied : bool
+        False when NumPy still has ``row_stack`` (nothing to do).
+    """
+    if "row_stack" in vars(np):
+        return False
+    np.row_stack = np.vstack
+    return True
+
+
+def _simulator_enabled():
+    """Whether Numba's CUDA simulator is on (read as Numba reads it)."""
+    from numba.core import config
+
+    return bool(config.ENABLE_CUDASIM) or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+def _import_cuda():
+    """The ``cuda`` module of the first toolchain found (see the module docstring)."""
+    if not _simulator_enabled():
+        try:
+            from numba_cuda_mlir import cuda
+        except ImportError:
+            pass
+        else:
+            return cuda
+    try:
+        from numba import cuda
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT + f" ({exc})") from exc
+    return cuda
+
+
+# A small problem gives small grids; that is expected, not worth a warning per launch.
+warnings.filterwarnings("ignore", message=".*Grid size .* will likely result in GPU under-")
+
+# Before numba-cuda loads: whether NumPy needed the row_stack alias back.
+NUMPY_SHIM_APPLIED = _numpy_compat()
+cuda = _import_cuda()
+
+
+def check_available():
+    """Raise a RuntimeError saying what is missing when no GPU can run the kernels."""
+    try:
+        available = cuda.is_available()
+    except Exception as exc:  # a broken driver raises instead of answering False
+        raise RuntimeError(f"{_INSTALL_HINT} CUDA did not initialise: {exc}") from exc
+    if not available:
+        raise RuntimeError(
+            f"{_INSTALL_HINT} No usable CUDA GPU was found (numba.cuda.is_available() "
+            "is False: no NVIDIA driver, or no device visible)."
+        )
+
+
+# --------------------------------------------------------------------------
+# Array plumbing
+
+
+def _on_device(a):
+    return hasattr(a, "copy_to_host")
+
+
+def _dev(a, dtype=np.float64):
+    """``a`` on the device: itself if it is there, else a copy."""
+    if _on_device(a):
+        return a
+    return cuda.to_device(np.ascontiguousarray(a, dtype=dtype))
+
+
+def _params(name, *arrays):
+    """Small float64 host arrays (parameters) on the device, in one copy.
+
+    A device allocation synchronises and each copy has a fixed cost, so the
+    arrays of one call go through one kept page-locked buffer and one kept
+    device buffer; the device views are consumed before the next call with
+    the same name.
+    """
+    sizes = [a.size for a in arrays]
+    total = sum(sizes)
+    key = ("params", name)
+    entry = _SCRATCH.get(key)
+    if entry is None or entry[0].shape[0] != total:
+        entry = _SCRATCH[key] = (cuda.pinned_array(total), cuda.device_array(total))
+    host, dev = entry
+    views = []
+    offset = 0
+    for a, size in zip(arrays, sizes):
+        host[offset:offset + size] = np.ravel(a)
+        views.append(dev[offset:offset + size].reshape(np.shape(a)))
+        offset += size
+    dev.copy_to_device(host)
+    return views
+
+
+def _out(out):
+    """A device array to compute ``out`` into, and the NumPy array to fill after."""
+    if _on_device(out):
+        return out, None
+    return cuda.device_array(out.shape), out
+
+
+def _finish(dev, host):
+    """Copy a result into the caller's NumPy array, if it gave one."""
+    if host is None:
+        return dev
+    if host.flags.c_contiguous:
+        dev.copy_to_host(host)
+    else:
+        host[...] = dev.copy_to_host()
+    return host
+
+
+_EMPTY = {}
+_SCRATCH = {}
+
+
+def _scratch(name, shape, dtype=np.float64):
+    """A device buffer kept between calls for one internal use.
+
+    Each use (``name``) is consumed before its function returns, so reusing it
+    is safe and saves a device allocation, which synchronises, per launch.
+    """
+    buf = _SCRATCH.get(name)
+    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+        buf = _SCRATCH[name] = cuda.device_array(shape, dtype=dtype)
+    return buf
+
+
+def _empty(ndim, dtype=np.float64):
+    """A cached zero-size device array standing for "not given"."""
+    key = (ndim, np.dtype(dtype).str)
+    if key not in _EMPTY:
+        _EMPTY[key] = cuda.device_array((0,) * ndim, dtype=dtype)
+    return _EMPTY[key]
+
+
+def to_device(a):
+    """``a`` on the GPU (C-contiguous; float64 unless it is an integer array).
+
+    Parameters
+    ----------
+    a : ndarray or device array
+
+    Returns
+    -------
+    device array
+    """
+    if _on_device(a):
+        return a
+    a = np.asarray(a)
+    return cuda.to_device(np.ascontiguousarray(a, dtype=np.int64 if a.dtype.kind in "iu"
+                                               else np.float64))
+
+
+def to_host(a):
+    """``a`` as a NumPy array.
+
+    Parameters
+    ----------
+    a : ndarray or device array
+
+    Returns
+    -------
+    ndarray
+    """
+    return a.copy_to_host() if _on_device(a) else np.asarray(a)
+
+
+def empty(shape):
+    """An uninitialised float64 device array of ``shape``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+
+    Returns
+    -------
+    device array of shape ``shape``
+    """
+    return cuda.device_array(shape)
+
+
+def _threads():
+    return int(_config.THREADS_PER_BLOCK)
+
+
+def _blocks(count):
+    return max(1, -(-count // _threads()))
+
+
+def _n_chunks(n):
+    return max(1, -(-n // _config.CUDA_CHUNK_SIZE))
+
+
+@cuda.jit
+def _exp_kernel(a, out):
+    e = cuda.grid(1)
+    if e < a.shape[0]:
+        out[e] = math.exp(a[e])
+
+
+def exp(a, out):
+    """Elementwise ``exp(a)`` into ``out`` (which may be ``a``).
+
+    Parameters
+    ----------
+    a, out : device arrays (or ndarrays) of the same shape
+        ``out`` is modified in place.
+
+    Returns
+    -------
+    out
+    """
+    if not _on_device(a):
+        return np.exp(a, out=out)
+    flat_out = out.reshape(out.size)
+    if a.size:
+        _exp_kernel[_blocks(a.size), _threads()](a.reshape(a.size), flat_out)
+    return out
+
+
+def as_column(w):
+    """``w`` of shape (n_samples,) as one weight column, shape (n_samples, 1).
+
+    Parameters
+    ----------
+    w : device array or ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    array of shape (n_samples, 1)
+    """
+    return w.reshape(w.shape[0], 1) if _on_device(w) else w[:, None]
+
+
+# --------------------------------------------------------------------------
+# Ordered reductions
+
+
+# Lanes of the column reductions: lane l of a chunk sums rows l, l + 32, ... in
+# order, then lane 0 adds the 32 lane sums in lane order. A constant, not the
+# block size, so the order is fixed; 32 coalesced readers hide memory latency.
+_LANES = 32
+# Loads issued before the additions that consume them, in the serial loops.
+_BATCH = 8
+
+
+@cuda.jit
+def _column_chunk_sums_kernel(A, w, chunk_size, partial):
+    """``partial[c, j] = sum of w_i A[i, j]`` over chunk c (``w`` empty means 1).
+
+    One block of ``_LANES`` threads per (chunk, column).
+    """
+    c = cuda.blockIdx.x
+    j = cuda.blockIdx.y
+    lane = cuda.threadIdx.x
+    n = A.shape[0]
+    has_w = w.shape[0] > 0
+    lanes = cuda.shared.array(_LANES, dtype=float64)
+    start = c * chunk_size
+    stop = min(n, start + chunk_size)
+    acc = 0.0
+    for i in range(start + lane, stop, _LANES):
+        acc += w[i] * A[i, j] if has_w else A[i, j]
+    lanes[lane] = acc
+    cuda.syncthreads()
+    if lane == 0:
+        total = 0.0
+        for q in range(_LANES):
+            total += lanes[q]
+        partial[c, j] = total
+
+
+@cuda.jit
+def _sum_chunks_kernel(partial, out):
+    """``out[j] = sum_c partial[c, j]`` in chunk order, one thread per output.
+
+    The loads of a batch are issued before its additions (which keep their
+    order), so the loop waits on memory once per batch, not once per chunk.
+    """
+    j = cuda.grid(1)
+    n_chunks, m = partial.shape
+    if j < m:
+        acc = 0.0
+        c = 0
+        while c + _BATCH <= n_chunks:
+            v0 = partial[c, j]
+            v1 = partial[c + 1, j]
+            v2 = partial[c + 2, j]
+            v3 = partial[c + 3, j]
+            v4 = partial[c + 4, j]
+            v5 = partial[c + 5, j]
+            v6 = partial[c + 6, j]
+            v7 = partial[c + 7, j]
+            acc += v0
+            acc += v1
+            acc += v2
+            acc += v3
+            acc += v4
+            acc += v5
+            acc += v6
+            acc += v7
+            c += _BATCH
+        while c < n_chunks:
+            acc += partial[c, j]
+            c += 1
+        out[j] = acc
+
+
+def _sum_chunks(partial):
+    """Device partials of shape (n_chunks, m) summed in chunk order, on the host."""
+    m = partial.shape[1]
+    out = _scratch("sum_chunks", (m,))
+    _sum_chunks_kernel[_blocks(m), _threads()](partial, out)
+    return out.copy_to_host()
+
+
+def _column_sums(A, w=None):
+    """Ordered (weighted) column sums of a device array of shape (n, m), on the host."""
+    n, m = A.shape
+    n_chunks = _n_chunks(n)
+    partial = _scratch("column_sums", (n_chunks, m))
+    _column_chunk_sums_kernel[(n_chunks, m), _LANES](
+        A, _empty(1) if w is None else w, _config.CUDA_CHUNK_SIZE, partial)
+    return _sum_chunks(partial)
+
+
+def weighted_sums(values, w):
+    """``sum_i w_i values[i, l]`` for every column l, summed in chunk order.
+
+    Parameters
+    ----------
+    values : array of shape (n_samples, n_columns)
+    w : array of shape (n_samples,)
+
+    Returns
+    -------
+    ndarray of shape (n_columns,)
+    """
+    if not _on_device(values):
+        return _cpu.weighted_sums(values, w)
+    return _column_sums(values, _dev(w))
+
+
+def total(w):
+    """``sum_i w_i`` (ordered, as every reduction here) as a float.
+
+    Parameters
+    ----------
+    w : device array or ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    float
+    """
+    if not _on_device(w):
+        return _cpu.total(w)
+    return float(_column_sums(as_column(w))[0])
+
+
+# --------------------------------------------------------------------------
+# Row kernels: one thread per row (or per element), no reductions
+
+_logsumexp_span = cuda.jit(device=True)(_rowops.logsumexp_span)
+
+
+@cuda.jit
+def _affine_log_softmax_kernel(X_flat, p, coef, n_children, tile_rows, out_flat):
+    """Log-softmax of ``X coef^T`` per node, for ``tile_rows`` rows per block.
+
+    The block copies its rows of X to shared memory (they are contiguous), one
+    thread per (row, edge) computes a logit, one per (row, node) its
+    log-sum-exp, and the tile goes back to ``out`` in one coalesced sweep.
+    """
+    m = coef.shape[0]
+    n = out_flat.shape[0] // m
+    n_nodes = m // n_children
+    T = cuda.blockDim.x
+    t = cuda.threadIdx.x
+    row0 = cuda.blockIdx.x * tile_rows
+    rows = min(tile_rows, n - row0)
+    shared = cuda.shared.array(0, dtype=float64)
+    sX = shared[: tile_rows * p]
+    sZ = shared[tile_rows * p: tile_rows * (p + m)]
+    sE = shared[tile_rows * (p + m): tile_rows * (p + 2 * m)]
+    sL = shared[tile_rows * (p + 2 * m): tile_rows * (p + 2 * m + n_nodes)]
+    for e in range(t, rows * p, T):
+        sX[e] = X_flat[row0 * p + e]
+    cuda.syncthreads()
+    for q in range(t, rows * m, T):
+        r = q // m
+        e = q - r * m
+        sZ[q] = _dot(coef, e, sX, r * p, p)
+    cuda.syncthreads()
+    _groups_logsumexp(sZ, sE, sL, rows * n_nodes, n_children, t, T)
+    for q in range(t, rows * m, T):
+        out_flat[row0 * m + q] = sZ[q] - sL[q // n_children]
+
+
+@cuda.jit(device=True)
+def _groups_logsumexp(z, e, lse, n_groups, size, t, T):
+    """``lse[g] = log sum_j exp(z[g*size + j])`` for consecutive groups, block-wide.
+
+    The same operations as ``_rowops.logsumexp_span`` (the group's maximum, then
+    the exponentials summed in order), but one thread per element computes the
+    exponentials. Ends with a barrier; ``e`` is scratch of the size of ``z``.
+    """
+    for g in range(t, n_groups, T):
+        base = g * size
+        top = z[base]
+        for j in range(1, size):
+            if z[base + j] > top:
+                top = z[base + j]
+        lse[g] = top
+    cuda.syncthreads()
+    for q in range(t, n_groups * size, T):
+        e[q] = math.exp(z[q] - lse[q // size])
+    cuda.syncthreads()
+    for g in range(t, n_groups, T):
+        base = g * size
+        total = 0.0
+        for j in range(size):
+            total += e[base + j]
+        lse[g] = lse[g] + math.log(total)
+    cuda.syncthreads()
+
+
+@cuda.jit(device=True)
+def _dot(coef, e, x, start, p):
+    """``coef[e] . x[start:start + p]`` with four independent partial sums.
+
+    Four chains of fused multiply-adds in flight instead of one: the loop is
+    latency-bound otherwise.
+    """
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    a = 0
+    while a + 4 <= p:
+        a0 += coef[e, a] * x[start + a]
+        a1 += coef[e, a + 1] * x[start + a + 1]
+        a2 += coef[e, a + 2] * x[start + a + 2]
+        a3 += coef[e, a + 3] * x[start + a + 3]
+        a += 4
+    while a < p:
+        a0 += coef[e, a] * x[start + a]
+        a += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+def _tile_rows(T, width, per_row):
+    """Rows per block of a row-tile kernel: about one thread per element, shared-bounded."""
+    return max(1, min(max(1, T // max(width, 1)), _SHARED_DOUBLES // max(per_row, 1)))
+
+
+def affine_log_softmax(X, coef, out):
+    """Log-softmax of ``X @ coef[v].T`` for every node v of one gating level.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_nodes, n_children, n_coefs)
+    out : array of shape (n_samples, n_nodes * n_children)
+        Log gate probabilities, node-major (modified in place).
+
+    Returns
+    -------
+    out
+    """
+    n_nodes, n_children, p = coef.shape
+    m = n_nodes * n_children
+    d_out, host = _out(out)
+    X = _dev(X)
+    n = X.shape[0]
+    if n:
+        T = _threads()
+        rows = _tile_rows(T, m, p + 2 * m + n_nodes)
+        _affine_log_softmax_kernel[-(-n // rows), T, 0, rows * (p + 2 * m + n_nodes) * 8](
+            X.reshape(n * p), p, *_params("gate", coef.reshape(m, p)), n_children, rows,
+            d_out.reshape(n * m))
+    return _finish(d_out, host)
+
+
+@cuda.jit
+def _gaussian_log_prob_kernel(X_flat, p, y, coef, log_norm, inv_var, tile_rows, out_flat):
+    """One thread per (row, expert) of a tile whose rows of X sit in shared memory."""
+    K = coef.shape[0]
+    n = y.shape[0]
+    T = cuda.blockDim.x
+    t = cuda.threadIdx.x
+    row0 = cuda.blockIdx.x * tile_rows
+    rows = min(tile_rows, n - row0)
+    sX = cuda.shared.array(0, dtype=float64)
+    for e in range(t, rows * p, T):
+        sX[e] = X_flat[row0 * p + e]
+    cuda.syncthreads()
+    for q in range(t, rows * K, T):
+        r = q // K
+        k = q - r * K
+        resid = y[row0 + r] - _dot(coef, k, sX, r * p, p)
+        out_flat[row0 * K + q] = log_norm[k] - 0.5 * resid * resid * inv_var[k]
+
+
+def gaussian_log_prob(X, y, coef, var, out):
+    """Gaussian linear experts' log-densities ``log N(y_i; coef_l . x_i, var_l)``.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    y : array of shape (n_samples,)
+    coef : ndarray of shape (n_leaves, n_coefs)
+    var : ndarray of shape (n_leaves,)
+    out : array of shape (n_samples, n_leaves)
+        Modified in place.
+
+    Returns
+    -------
+    out
+    """
+    var = np.asarray(var, dtype=np.float64)
+    log_norm = -0.5 * np.log(2.0 * np.pi * var)
+    d_out, host = _out(out)
+    X = _dev(X)
+    n, p = X.shape
+    K = coef.shape[0]
+    if n:
+        T = _threads()
+        rows = _tile_rows(T, K, p)
+        _gaussian_log_prob_kernel[-(-n // rows), T, 0, rows * p * 8](
+            X.reshape(n * p), p, _dev(y), *_params("expert", coef, log_norm, 1.0 / var), rows,
+            d_out.reshape(n * K))
+    return _finish(d_out, host)
+
+
+@cuda.jit(device=True)
+def _logit(coef, row, X, i):
+    acc = 0.0
+    for a in range(X.shape[1]):
+        acc += coef[row, a] * X[i, a]
+    return acc
+
+
+@cuda.jit(device=True)
+def _group_logsumexp(coef, base, count, X, i):
+    """``log sum_c exp(coef[base + c] . x_i)``, streaming (no temporary)."""
+    top = _logit(coef, base, X, i)
+    total = 1.0
+    for c in range(1, count):
+        z = _logit(coef, base + c, X, i)
+        if z > top:
+            total = total * math.exp(top - z) + 1.0
+            top = z
+        else:
+            total += math.exp(z - top)
+    return top + math.log(total)
+
+
+@cuda.jit
+def _categorical_log_prob_kernel(X, coef, y_idx, n_classes, out):
+    i = cuda.grid(1)
+    n, K = out.shape
+    if i < n:
+        for k in range(K):
+            base = k * n_classes
+            out[i, k] = (_logit(coef, base + y_idx[i], X, i)
+                         - _group_logsumexp(coef, base, n_classes, X, i))
+
+
+def categorical_log_prob(X, coef, y_idx, out):
+    """Multinomial-logistic experts' ``log P_l(y_i | x_i)``, no (n, K, c) temporary.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_classes, n_coefs)
+    y_idx : array of shape (n_samples,), dtype int64
+    out : array of shape (n_samples, n_leaves)
+        Modified in place.
+
+    Returns
+    -------
+    out
+    """
+    K, n_classes, p = coef.shape
+    d_out, host = _out(out)
+    n = X.shape[0]
+    if n:
+        _categorical_log_prob_kernel[_blocks(n), _threads()](
+            _dev(X), *_params("categorical", coef.reshape(K * n_classes, p)),
+            _dev(y_idx, np.int64), n_classes, d_out)
+    return _finish(d_out, host)
+
+
+@cuda.jit
+def _posterior_kernel(prior_flat, lik_flat, w, K, tile_rows, out_flat, row_ll):
+    """Log-responsibilities of a tile of rows, staged and written back coalesced."""
+    n = w.shape[0]
+    T = cuda.blockDim.x
+    t = cuda.threadIdx.x
+    row0 = cuda.blockIdx.x * tile_rows
+    rows = min(tile_rows, n - row0)
+    shared = cuda.shared.array(0, dtype=float64)
+    sZ = shared[: tile_rows * K]
+    sE = shared[tile_rows * K: 2 * tile_rows * K]
+    sL = shared[2 * tile_rows * K: tile_rows * (2 * K + 1)]
+    base = row0 * K
+    for q in range(t, rows * K, T):
+        sZ[q] = prior_flat[base + q] + lik_flat[base + q]
+    cuda.syncthreads()
+    _groups_logsumexp(sZ, sE, sL, rows, K, t, T)
+    for r in range(t, rows, T):
+        row_ll[row0 + r, 0] = w[row0 + r] * sL[r]
+    for q in range(t, rows * K, T):
+        out_flat[base + q] = sZ[q] - sL[q // K]
+
+
+def posterior(log_prior, log_lik, w, out):
+    """Log-responsibilities and the weighted log-likelihood in one pass.
+
+    Parameters
+    ----------
+    log_prior, log_lik : arrays of shape (n_samples, n_leaves)
+    w : array of shape (n_samples,)
+    out : array of shape (n_samples, n_leaves)
+        Log-responsibilities (modified in place; may alias ``log_lik``).
+
+    Returns
+    -------
+    log_likelihood : float
+        ``sum_i w_i log sum_l exp(log_prior + log_lik)``, summed in chunk order.
+    """
+    d_lik = _dev(log_lik)
+    if out is log_lik:
+        d_out, host = d_lik, (None if _on_device(out) else out)
+    else:
+        d_out, host = _out(out)
+    n, K = d_out.shape
+    row_ll = _scratch("row_ll", (n, 1))
+    if n:
+        T = _threads()
+        rows = _tile_rows(T, K, 2 * K + 1)
+        _posterior_kernel[-(-n // rows), T, 0, rows * (2 * K + 1) * 8](
+            _dev(log_prior).reshape(n * K), d_lik.reshape(n * K), _dev(w), K, rows,
+            d_out.reshape(n * K), row_ll)
+    _finish(d_out, host)
+    return float(_column_sums(row_ll)[0])
+
+
+@cuda.jit
+def _mix_kernel(log_weight, values, out):
+    i = cuda.grid(1)
+    n, K = values.shape
+    if i < n:
+        acc = 0.0
+        for k in range(K):
+            acc += math.exp(log_weight[i, k]) * values[i, k]
+        out[i] = acc
+
+
+def mix(log_weight, values, out):
+    """``out[i] = sum_l exp(log_weight[i, l]) * values[i, l]``.
+
+    Parameters
+    ----------
+    log_weight, values : arrays of shape (n_samples, n_leaves)
+    out : array of shape (n_samples,)
+        Modified in place.
+
+    Returns
+    -------
+    out
+    """
+    d_out, host = _out(out)
+    n = d_out.shape[0]
+    if n:
+        _mix_kernel[_blocks(n), _threads()](_dev(log_weight), _dev(values), d_out)
+    return _finish(d_out, host)
+
+
+@cuda.jit
+def _mix_categorical_kernel(X, coef, log_prior, n_classes, out):
+    i = cuda.grid(1)
+    n, K = log_prior.shape
+    if i < n:
+        for c in range(n_classes):
+            out[i, c] = 0.0
+        for k in range(K):
+            base = k * n_classes
+            shift = log_prior[i, k] - _group_logsumexp(coef, base, n_classes, X, i)
+            for c in range(n_classes):
+                out[i, c] += math.exp(shift + _logit(coef, base + c, X, i))
+
+
+def mix_categorical(X, coef, log_prior, out):
+    """Mixture class probabilities ``sum_l g_l(x) softmax(B_l x)``.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_classes, n_coefs)
+    log_prior : array of shape (n_samples, n_leaves)
+    out : array of shape (n_samples, n_classes)
+        Modified in place.
+
+    Returns
+    -------
+    out
+    """
+    K, n_classes, p = coef.shape
+    d_out, host = _out(out)
+    n = d_out.shape[0]
+    if n:
+        _mix_categorical_kernel[_blocks(n), _threads()](
+            _dev(X), _dev(coef.reshape(K * n_classes, p)), _dev(log_prior), n_classes, d_out)
+    return _finish(d_out, host)
+
+
+@cuda.jit
+def _add_level_kernel(log_gate, first, out):
+    # Leaf l sits below edge l // stride of this level.
+    e = cuda.grid(1)
+    n, n_leaves = out.shape
+    if e < n * n_leaves:
+        i = e // n_leaves
+        leaf = e - i * n_leaves
+        value = log_gate[i, leaf // (n_leaves // log_gate.shape[1])]
+        out[i, leaf] = value if first else out[i, leaf] + value
+
+
+def leaf_log_prior(level_log_gates, out):
+    """Sum the log gate probabilities of every level along each leaf's path.
+
+    Parameters
+    ----------
+    level_log_gates : list of arrays of shape (n_samples, m_d)
+    out : array of shape (n_samples, n_leaves)
+        Modified in place.
+
+    Returns
+    -------
+    out
+    """
+    d_out, host = _out(out)
+    size = d_out.shape[0] * d_out.shape[1]
+    for d, log_gate in enumerate(level_log_gates):
+        if size:
+            _add_level_kernel[_blocks(size), _threads()](_dev(log_gate), d == 0, d_out)
+    return _finish(d_out, host)
+
+
+@cuda.jit
+def _level_targets_kernel(resp, n_children, targets, mass):
+    i = cuda.grid(1)
+    n, n_leaves = resp.shape
+    n_edges = targets.shape[1]
+    stride = n_leaves // n_edges
+    if i < n:
+        for e in range(n_edges):
+            acc = 0.0
+            for s in range(stride):
+                acc += resp[i, e * stride + s]
+            targets[i, e] = acc
+        for v in range(mass.shape[1]):
+            acc = 0.0
+            for j in range(n_children):
+                acc += targets[i, v * n_children + j]
+            mass[i, v] = acc
+
+
+def level_targets(resp, n_nodes, n_children, root):
+    """Posterior targets and mass of the gates of one level.
+
+    Parameters
+    ----------
+    resp : array of shape (n_samples, n_leaves)
+    n_nodes, n_children : int
+    root : bool
+        The root's mass is 1 and is not returned.
+
+    Returns
+    -------
+    targets : device array of shape (n_samples, n_nodes * n_children)
+    mass : device array of shape (n_samples, n_nodes) or None
+    """
+    if not _on_device(resp):
+        return _cpu.level_targets(resp, n_nodes, n_children, root)
+    n, n_leaves = resp.shape
+    if root and n_leaves == n_nodes * n_children:
+        return resp, None
+    targets = cuda.device_array((n, n_nodes * n_children))
+    mass = cuda.device_array((n, 0 if root else n_nodes))
+    if n:
+        _level_targets_kernel[_blocks(n), _threads()](resp, n_children, targets, mass)
+    return targets, (None if root else mass)
+
+
+# --------------------------------------------------------------------------
+# Weighted Grams: register tiles of 4 x 4 products, one thread per tile
+
+
+_TILE = 4
+# Doubles of shared memory a block may stage (48 KiB, the static limit).
+_SHARED_DOUBLES = 6144
+
+
+def _tile_pairs_device(d):
+    """The tile list of :func:`_tile_pairs` on the device, copied once per size."""
+    key = ("pairs", d)
+    if key not in _SCRATCH:
+        _SCRATCH[key] = cuda.to_device(_tile_pairs(d)[1])
+    return _SCRATCH[key]
+
+
+def _tile_pairs(d):
+    """Lower-triangular 4 x 4 tiles (ta >= tb) covering a d x d symmetric matrix."""
+    n_tiles = -(-d // _TILE)
+    pairs = [(ta, tb) for ta in range(n_tiles) for tb in range(ta + 1)]
+    return n_tiles * _TILE, np.array(pairs, dtype=np.int64)
+
+
+# Weight columns a block of the Gram kernel stages at most, and its rows per
+# shared-memory tile at most (a power of two, chosen without the block size).
+_GRAM_COLS = 32
+_GRAM_TILE = 64
+
+
+@cuda.jit
+def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial):
+    """Chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` over 4 x 4 tiles.
+
+    ``z_i = (x_i, y_i, 1)`` truncated to its first d entries (y only when given),
+    zero-padded to a multiple of 4. Item ``m * n_pairs + pair`` is the tile
+    ``pairs[pair]`` of column m; one thread per item sums the chunk's rows in
+    row order, so the order never depends on the block size. Rows are staged
+    in shared memory ``tile_rows`` at a time; the 16 sums live in registers.
+    """
+    n, p = X.shape
+    M = W.shape[1]
+    n_pairs = pairs.shape[0]
+    d4 = (d + 3) // 4 * 4
+    has_y = y.shape[0] > 0
+    has_w = w.shape[0] > 0
+    T = cuda.blockDim.x
+    t = cuda.threadIdx.x
+    c = cuda.blockIdx.x
+    first = cuda.blockIdx.y * per_block
+    item = first + t
+    m_lo = first // n_pairs
+    m_hi = min(M - 1, (first + per_block - 1) // n_pairs)
+    n_cols = m_hi - m_lo + 1
+    # One shared array indexed with offsets (a slice of it would be addressed
+    # generically): the tile of z at 0, its weights at w_at.
+    sZ = cuda.shared.array(0, dtype=float64)
+    w_at = tile_rows * d4
+    active = t < per_block and item < M * n_pairs
+    col = 0
+    oa = 0
+    ob = 0
+    if active:
+        m = item // n_pairs
+        pair = item - m * n_pairs
+        col = m - m_lo
+        oa = pairs[pair, 0] * 4
+        ob = pairs[pair, 1] * 4
+    # Staging walks (row, column) pairs t, t + T, ... with one division up front.
+    z_skip = T // d4
+    z_skip_col = T - z_skip * d4
+    w_skip = T // n_cols
+    w_skip_col = T - w_skip * n_cols
+    a00 = a01 = a02 = a03 = 0.0
+    a10 = a11 = a12 = a13 = 0.0
+    a20 = a21 = a22 = a23 = 0.0
+    a30 = a31 = a32 = a33 = 0.0
+    start = c * chunk_size
+    stop = min(n, start + chunk_size)
+    for tile in range(start, stop, tile_rows):
+        rows = min(tile_rows, stop - tile)
+        cuda.syncthreads()
+        r = t // d4
+        a = t - r * d4
+        while r < rows:
+            i = tile + r
+            if a < p:
+                value = X[i, a]
+            elif a < d - 1 and has_y:
+                value = y[i]
+            elif a == d - 1 and d > p:
+                value = 1.0
+            else:
+                value = 0.0
+            sZ[r * d4 + a] = value
+            r += z_skip
+            a += z_skip_col
+            if a >= d4:
+                a -= d4
+                r += 1
+        r = t // n_cols
+        a = t - r * n_cols
+        while r < rows:
+            i = tile + r
+            value = W[i, m_lo + a]
+            if has_w:
+                value *= w[i]
+            sZ[w_at + r * n_cols + a] = value
+            r += w_skip
+            a += w_skip_col
+            if a >= n_cols:
+                a -= n_cols
+                r += 1
+        cuda.syncthreads()
+        if active:
+            for r in range(rows):
+                weight = sZ[w_at + r * n_cols + col]
+                base = r * d4
+                u0 = weight * sZ[base + oa]
+                u1 = weight * sZ[base + oa + 1]
+                u2 = weight * sZ[base + oa + 2]
+                u3 = weight * sZ[base + oa + 3]
+                z0 = sZ[base + ob]
+                z1 = sZ[base + ob + 1]
+                z2 = sZ[base + ob + 2]
+                z3 = sZ[base + ob + 3]
+                a00 += u0 * z0
+                a01 += u0 * z1
+                a02 += u0 * z2
+                a03 += u0 * z3
+                a10 += u1 * z0
+                a11 += u1 * z1
+                a12 += u1 * z2
+                a13 += u1 * z3
+                a20 += u2 * z0
+                a21 += u2 * z1
+                a22 += u2 * z2
+                a23 += u2 * z3
+                a30 += u3 * z0
+                a31 += u3 * z1
+                a32 += u3 * z2
+                a33 += u3 * z3
+    if active:
+        out = partial[c]
+        base = item * 16
+        out[base] = a00
+        out[base + 1] = a01
+        out[base + 2] = a02
+        out[base + 3] = a03
+        out[base + 4] = a10
+        out[base + 5] = a11
+        out[base + 6] = a12
+        out[base + 7] = a13
+        out[base + 8] = a20
+        out[base + 9] = a21
+        out[base + 10] = a22
+        out[base + 11] = a23
+        out[base + 12] = a30
+        out[base + 13] = a31
+        out[base + 14] = a32
+        out[base + 15] = a33
+
+
+def _gram(X, W, y=None, w=None, d=None):
+    """``G[m] = sum_i W[i, m] w_i z_i z_i^T`` for z = (x, y, 1)[:d], ordered sums.
+
+    Returns
+    -------
+    G : ndarray of shape (M, d, d), on the host
+    """
+    X, W = _dev(X), _dev(W)
+    n, p = X.shape
+    M = W.shape[1]
+    d = p if d is None else d
+    d4, pairs = _tile_pairs(d)
+    n_pairs = pairs.shape[0]
+    n_items = M * n_pairs
+    T = _threads()
+    # Items per block: as many as threads, but touching at most _GRAM_COLS columns.
+    per_block = max(1, min(T, (_GRAM_COLS - 2) * n_pairs))
+    max_cols = min(M, _GRAM_COLS)
+    tile_rows = _GRAM_TILE
+    while tile_rows > 1 and tile_rows * (d4 + _GRAM_COLS) > _SHARED_DOUBLES:
+        tile_rows //= 2
+    n_chunks = _n_chunks(n)
+    partial = _scratch("gram", (n_chunks, n_items * 16))
+    shared_bytes = tile_rows * (d4 + max_cols) * 8
+    if n:
+        _gram_kernel[(n_chunks, -(-n_items // per_block)), T, 0, shared_bytes](
+            X, _empty(1) if y is None else _dev(y), W, _empty(1) if w is None else _dev(w),
+            d, _tile_pairs_device(d), _config.CUDA_CHUNK_SIZE, tile_rows, per_block, partial)
+        tiles = _sum_chunks(partial).reshape(M, n_pairs, 4, 4)
+    else:
+        tiles = np.zeros((M, n_pairs, 4, 4))
+    G = np.empty((M, d4, d4))
+    for k, (ta, tb) in enumerate(pairs):
+        G[:, 4 * ta:4 * ta + 4, 4 * tb:4 * tb + 4] = tiles[:, k]
+        G[:, 4 * tb:4 * tb + 4, 4 * ta:4 * ta + 4] = tiles[:, k].transpose(0, 2, 1)
+    return G[:, :d, :d]
+
+
+def weighted_grams(X, weights):
+    """``sum_i weights[i, m] x_i x_i^T`` for every column m, in one pass over X.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    weights : array of shape (n_samples, n_stats)
+
+    Returns
+    -------
+    grams : ndarray of shape (n_stats, n_coefs, n_coefs)
+    """
+    return np.ascontiguousarray(_gram(X, weights))
+
+
+def wls_stats(X, y, resp, w):
+    """All experts' weighted least-squares statistics, from one pass over X.
+
+    The Gram of ``z = (x, y, 1)`` weighted by ``w_i h_il`` holds all four:
+    ``x x^T``, ``y x``, ``y^2`` and the mass.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    y : array of shape (n_samples,)
+    resp : array of shape (n_samples, n_leaves)
+    w : array of shape (n_samples,)
+
+    Returns
+    -------
+    gram : ndarray of shape (n_leaves, n_coefs, n_coefs)
+    xty : ndarray of shape (n_leaves, n_coefs)
+    yty : ndarray of shape (n_leaves,)
+    mass : ndarray of shape (n_leaves,)
+    """
+    p = X.shape[1]
+    G = _gram(X, resp, y=y, w=w, d=p + 2)
+    return (np.ascontiguousarray(G[:, :p, :p]), np.ascontiguousarray(G[:, p, :p]),
+            G[:, p, p].copy(), G[:, p + 1, p + 1].copy())
+
+
+# --------------------------------------------------------------------------
+# Softmax regressions (gates and multinomial experts)
+
+
+@cuda.jit
+def _softmax_kernel(X, X_flat, coef, w, mass, targets, y_idx, n_children, want_grad,
+                    chunk_size, tile_rows, partial, proba):
+    """Chunk partials of the gradient and objective of N softmax regressions.
+
+    Items: ``(e, a)`` for the gradient ``sum_i w_i (T_ie - s_i g_ie) x_ia`` of
+    edge e (when ``want_grad``), then one per node for the objective
+    ``sum_i w_i sum_j T_ij log g_ij``. Per tile of rows, each of the first
+    threads computes one row's residuals into shared memory; then every thread
+    adds its items over the tile's rows in row order (up to 4 items a thread).
+    ``proba`` with rows receives the gate probabilities.
+    """
+    n, p = X.shape
+    m = coef.shape[0]
+    b = n_children
+    n_nodes = m // b
+    has_mass = mass.shape[0] > 0
+    has_targets = targets.shape[0] > 0
+    keep_proba = proba.shape[0] > 0
+    n_grad = m * p if want_grad else 0
+    n_items = n_grad + n_nodes
+    T = cuda.blockDim.x
+    t = cuda.threadIdx.x
+    c = cuda.blockIdx.x
+    first = cuda.blockIdx.y * T * 4
+    # One shared array indexed with offsets (slices would be addressed
+    # generically): the tile of X at 0, the residuals at r_at, objectives at o_at.
+    sh = cuda.shared.array(0, dtype=float64)
+    r_at = tile_rows * p
+    o_at = tile_rows * (p + m)
+    acc = cuda.local.array(4, dtype=float64)
+    for q in range(4):
+        acc[q] = 0.0
+    start = c * chunk_size
+    stop = min(n, start + chunk_size)
+    for tile in range(start, stop, tile_rows):
+        rows = min(tile_rows, stop - tile)
+        cuda.syncthreads()
+        # The tile's rows are contiguous in X: a flat, coalesced copy.
+        for e in range(t, rows * p, T):
+            sh[e] = X_flat[tile * p + e]
+        cuda.syncthreads()
+        for r in range(t, rows, T):
+            i = tile + r
+            z = r_at + r * m
+            for e in range(m):
+                sh[z + e] = _dot(coef, e, sh, r * p, p)
+            for v in range(n_nodes):
+                base = v * b
+                s = mass[i, v] if has_mass else 1.0
+                lse = _logsumexp_span(sh, z + base, b)
+                objective = 0.0
+                for j in range(b):
+                    log_g = sh[z + base + j] - lse
+                    if has_targets:
+                        target = targets[i, base + j]
+                    else:
+                        target = s if y_idx[i] == j else 0.0
+                    objective += w[i] * target * log_g
+                    g = math.exp(log_g)
+                    if keep_proba:
+                        proba[i, base + j] = g
+                    sh[z + base + j] = w[i] * (target - s * g)
+                sh[o_at + r * n_nodes + v] = objective
+        cuda.syncthreads()
+        for q in range(4):
+            item = first + q * T + t
+            if item < n_grad:
+                e = item // p
+                a = item - e * p
+                value = acc[q]
+                for r in range(rows):
+                    value += sh[r_at + r * m + e] * sh[r * p + a]
+                acc[q] = value
+            elif item < n_items:
+                v = item - n_grad
+                value = acc[q]
+                for r in range(rows):
+                    value += sh[o_at + r * n_nodes + v]
+                acc[q] = value
+    for q in range(4):
+        item = first + q * T + t
+        if item < n_items:
+            partial[c, item] = acc[q]
+
+
+@cuda.jit
+def _newton_pairs_kernel(proba, w, mass, n_children, pairs):
+    """``pairs[i, v*P + (j, k)] = w_i s_iv g_ij (delta_jk - g_ik)`` for j <= k."""
+    i = cuda.grid(1)
+    n, m = proba.shape
+    b = n_children
+    n_pair = b * (b + 1) // 2
+    if i < n:
+        for v in range(m // b):
+            ws = w[i] * (mass[i, v] if mass.shape[0] > 0 else 1.0)
+            col = v * n_pair
+            for j in range(b):
+                gj = proba[i, v * b + j]
+                for k in range(j, b):
+                    gk = proba[i, v * b + k]
+                    pairs[i, col] = ws * gj * ((1.0 if j == k else 0.0) - gk)
+                    col += 1
+
+
+def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
+    """Objective, gradient and curvature of a set of weighted softmax regressions.
+
+    Node v has children j; its soft counts are ``targets[:, v*b + j]`` or, for
+    multinomial experts, ``mass[:, v]`` placed on the class ``y_idx``.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_nodes, n_children, n_coefs)
+    w : array of shape (n_samples,)
+    mass : array of shape (n_samples, n_nodes) or None
+        Posterior mass reaching each node; None means 1 (the root).
+    targets : array of shape (n_samples, n_nodes * n_children) or None
+    y_idx : array of shape (n_samples,) or None
+        Used when ``targets`` is None.
+    curvature : {None, "gradient", "bohning", "newton"}
+        None: objective only; "gradient": objective and gradient.
+
+    Returns
+    -------
+    objective : ndarray of shape (n_nodes,)
+    grad : ndarray of shape (n_nodes, n_children, n_coefs) or None
+    curv : ndarray or None
+        "bohning": (n_nodes, n_coefs, n_coefs), ``sum_i w_i s_iv x_i x_i^T``;
+        "newton": (n_nodes, b*n_coefs, b*n_coefs), the Fisher information.
+    """
+    X, w = _dev(X), _dev(w)
+    n, p = X.shape
+    n_nodes, b, _ = coef.shape
+    m = n_nodes * b
+    want_grad = curvature is not None
+    newton = curvature == "newton"
+    d_mass = _empty(2) if mass is None else _dev(mass)
+    d_targets = _empty(2) if targets is None else _dev(targets)
+    d_y = _empty(1, np.int64) if y_idx is None else _dev(y_idx, np.int64)
+    proba = cuda.device_array((n, m)) if newton else _empty(2)
+    n_items = (m * p if want_grad else 0) + n_nodes
+    T = _threads()
+    tile_rows = max(1, min(T, _SHARED_DOUBLES // (p + m + n_nodes)))
+    n_chunks = _n_chunks(n)
+    partial = _scratch("softmax", (n_chunks, n_items))
+    if n:
+        _softmax_kernel[(n_chunks, -(-n_items // (4 * T))), T, 0,
+                        tile_rows * (p + m + n_nodes) * 8](
+            X, X.reshape(n * p), *_params("softmax", coef.reshape(m, p)), w, d_mass, d_targets,
+            d_y, b,
+            want_grad,
+            _config.CUDA_CHUNK_SIZE, tile_rows, partial, proba)
+        sums = _sum_chunks(partial)
+    else:
+        sums = np.zeros(n_items)
+    objective = sums[n_items - n_nodes:].copy()
+    if not want_grad:
+        return objective, None, None
+    grad = sums[: m * p].reshape(n_nodes, b, p)
+    if curvature == "gradient":
+        return objective, grad, None
+    if curvature == "bohning":
+        if mass is None:
+            return objective, grad, _gram(X, as_column(w))[[0] * n_nodes]
+        return objective, grad, _gram(X, d_mass, w=w)
+    n_pair = b * (b + 1) // 2
+    pairs = cuda.device_array((n, n_nodes * n_pair))
+    if n:
+        _newton_pairs_kernel[_blocks(n), T](proba, w, d_mass, b, pairs)
+    blocks = _gram(X, pairs)
+    curv = np.empty((n_nodes, b * p, b * p))
+    for v in range(n_nodes):
+        col = v * n_pair
+        for j in range(b):
+            for k in range(j, b):
+                block = blocks[col]
+                curv[v, j * p:(j + 1) * p, k * p:(k + 1) * p] = block
+                curv[v, k * p:(k + 1) * p, j * p:(j + 1) * p] = block
+                col += 1
+    return objective, grad, curv
+
+
+def __getattr__(name):
+    """Kernels with no CUDA build here run on the host (NumPy in, NumPy out)."""
+    if not name.startswith("_") and callable(getattr(_cpu, name, None)):
+        return getattr(_cpu, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

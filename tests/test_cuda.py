@@ -1,0 +1,370 @@
+"""The CUDA backend under Numba's CUDA simulator, against the oracle and the CPU backend.
+
+CI has no GPU, so every CUDA kernel runs here in the simulator
+(``NUMBA_ENABLE_CUDASIM=1``, set below before ``numba.cuda`` is first imported) on
+tiny data, with the launch geometry patched small: a few threads per block,
+chunks of a few rows and shared-memory tiles of a row or two, so that several
+blocks, chunk edges and tile edges are exercised. The real GPU is checked by
+``benchmarks/bench_cuda.py``.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+
+def _enable_simulator():
+    """Switch Numba to its CUDA simulator before anything imports ``numba.cuda``."""
+    from numba.core import config
+
+    if "numba.cuda" in sys.modules and not config.ENABLE_CUDASIM:
+        raise RuntimeError(
+            "numba.cuda was imported before tests/test_cuda.py could enable the CUDA "
+            "simulator; run it with NUMBA_ENABLE_CUDASIM=1."
+        )
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    config.reload_config()
+
+
+_enable_simulator()
+
+from skmoe import (  # noqa: E402
+    HierarchicalMixtureOfExpertsClassifier,
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+    _config,
+)
+from skmoe._kernels import cuda as gpu  # noqa: E402
+from skmoe._kernels import get_backend  # noqa: E402
+
+from . import reference as ref  # noqa: E402
+
+cpu = get_backend("cpu")
+
+
+@pytest.fixture(autouse=True, params=[(8, 7, 40), (3, 5, 12)], ids=["8threads", "3threads"])
+def small_geometry(request, monkeypatch):
+    """Threads per block, rows per chunk and shared-memory doubles, all small."""
+    threads, chunk, shared = request.param
+    monkeypatch.setattr(_config, "THREADS_PER_BLOCK", threads)
+    monkeypatch.setattr(_config, "CUDA_CHUNK_SIZE", chunk)
+    monkeypatch.setattr(gpu, "_SHARED_DOUBLES", shared)
+
+
+def _problem(seed, n=23, p=4, K=3):
+    rng = np.random.RandomState(seed)
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
+    y = rng.normal(size=n)
+    w = rng.uniform(0.0, 2.0, size=n)
+    w[::9] = 0.0
+    resp = rng.dirichlet(np.ones(K), size=n)
+    return rng, X, y, w, resp
+
+
+def test_simulator_is_on():
+    assert gpu.cuda.__name__.startswith("numba")
+    assert get_backend("cuda") is gpu
+
+
+@pytest.mark.parametrize("n_nodes, b", [(1, 3), (2, 2)])
+def test_affine_log_softmax(n_nodes, b):
+    rng, X, *_ = _problem(0)
+    coef = rng.normal(scale=3.0, size=(n_nodes, b, X.shape[1]))
+    out = np.empty((X.shape[0], n_nodes * b))
+    gpu.affine_log_softmax(X, coef, out)
+    assert_allclose(out, ref.affine_log_softmax(X, coef), rtol=1e-12, atol=1e-12)
+
+
+def test_gaussian_log_prob_device_arrays():
+    """Device inputs and a device output give what NumPy ones give."""
+    rng, X, y, *_ = _problem(1)
+    coef = rng.normal(size=(4, X.shape[1]))
+    var = rng.uniform(0.01, 3.0, size=4)
+    out = gpu.empty((X.shape[0], 4))
+    gpu.gaussian_log_prob(gpu.to_device(X), gpu.to_device(y), coef, var, out)
+    assert_allclose(gpu.to_host(out), ref.gaussian_log_prob(X, y, coef, var), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_categorical_log_prob(n_classes):
+    rng, X, *_ = _problem(2)
+    coef = rng.normal(scale=2.0, size=(3, n_classes, X.shape[1]))
+    y_idx = rng.randint(n_classes, size=X.shape[0]).astype(np.int64)
+    out = np.empty((X.shape[0], 3))
+    gpu.categorical_log_prob(X, coef, y_idx, out)
+    assert_allclose(out, ref.categorical_log_prob(X, coef, y_idx), rtol=1e-12, atol=1e-12)
+
+
+def test_posterior_in_place_and_extremes():
+    """``out`` may alias ``log_lik``; -inf and large magnitudes stay finite where they should."""
+    rng, X, y, w, resp = _problem(3)
+    log_prior = np.log(resp)
+    log_prior[4, 1] = -np.inf
+    log_lik = rng.normal(scale=300.0, size=resp.shape)
+    expected, expected_ll = ref.posterior(log_prior, log_lik, w)
+    ll = gpu.posterior(log_prior, log_lik, w, log_lik)
+    assert_allclose(log_lik, expected, rtol=1e-12, atol=1e-12)
+    assert_allclose(ll, expected_ll, rtol=1e-12)
+
+
+def test_weighted_grams_and_wls_stats():
+    rng, X, y, w, resp = _problem(4)
+    weights = resp * w[:, None]
+    assert_allclose(gpu.weighted_grams(X, weights), ref.weighted_grams(X, weights),
+                    rtol=1e-12, atol=1e-12)
+    for got, expected in zip(gpu.wls_stats(X, y, resp, w), ref.wls_stats(X, y, resp, w)):
+        assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_weighted_grams_wide():
+    """More features than one 4 x 4 tile row and more columns than a block's items."""
+    rng = np.random.RandomState(5)
+    X = rng.normal(size=(17, 9))
+    weights = rng.uniform(size=(17, 5))
+    assert_allclose(gpu.weighted_grams(X, weights), ref.weighted_grams(X, weights),
+                    rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_nodes, b, root", [(1, 3, True), (2, 2, False), (2, 3, False)])
+def test_softmax_stats_dense_targets(n_nodes, b, root):
+    rng, X, y, w, _ = _problem(6)
+    n = X.shape[0]
+    coef = rng.normal(size=(n_nodes, b, X.shape[1]))
+    coef[:, 0] = 0.0
+    mass = None if root else rng.uniform(0.0, 1.0, size=(n, n_nodes))
+    shares = rng.dirichlet(np.ones(b), size=(n, n_nodes))
+    scale = np.ones((n, n_nodes)) if mass is None else mass
+    targets = (shares * scale[:, :, None]).reshape(n, n_nodes * b)
+    objective, grad, fisher, gram = ref.softmax_stats(X, coef, w, mass, targets)
+    got = gpu.softmax_stats(X, coef, w, mass, targets, None, None)
+    assert_allclose(got[0], objective, rtol=1e-12)
+    assert got[1] is None and got[2] is None
+    got = gpu.softmax_stats(X, coef, w, mass, targets, None, "gradient")
+    assert_allclose(got[1], grad, rtol=1e-10, atol=1e-10)
+    got = gpu.softmax_stats(X, coef, w, mass, targets, None, "bohning")
+    assert_allclose(got[1], grad, rtol=1e-10, atol=1e-10)
+    assert_allclose(got[2], gram, rtol=1e-12, atol=1e-12)
+    got = gpu.softmax_stats(X, coef, w, mass, targets, None, "newton")
+    assert_allclose(got[2], fisher, rtol=1e-10, atol=1e-10)
+
+
+def test_softmax_stats_one_hot_targets():
+    """Multinomial experts: the class mass on ``y_idx``, as the CPU backend computes it."""
+    rng, X, y, w, resp = _problem(7)
+    coef = rng.normal(size=(resp.shape[1], 3, X.shape[1]))
+    y_idx = rng.randint(3, size=X.shape[0]).astype(np.int64)
+    for curvature in [None, "gradient", "bohning", "newton"]:
+        got = gpu.softmax_stats(X, coef, w, resp, None, y_idx, curvature)
+        expected = cpu.softmax_stats(X, coef, w, resp, None, y_idx, curvature)
+        for a, b in zip(got, expected):
+            if b is None:
+                assert a is None
+            else:
+                assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+def test_mix_and_mix_categorical():
+    rng, X, y, w, resp = _problem(8)
+    values = rng.normal(size=resp.shape)
+    out = np.empty(X.shape[0])
+    gpu.mix(np.log(resp), values, out)
+    assert_allclose(out, ref.mix(np.log(resp), values), rtol=1e-12)
+    coef = rng.normal(size=(resp.shape[1], 4, X.shape[1]))
+    out = np.empty((X.shape[0], 4))
+    gpu.mix_categorical(X, coef, np.log(resp), out)
+    assert_allclose(out, ref.mix_categorical(X, coef, np.log(resp)), rtol=1e-12)
+
+
+def test_plumbing_matches_cpu():
+    """Tree plumbing, exp and the ordered sums: the CPU backend's results."""
+    rng = np.random.RandomState(9)
+    n = 19
+    resp = rng.dirichlet(np.ones(8), size=n)
+    w = rng.uniform(size=n)
+    levels = [np.log(rng.dirichlet(np.ones(2), size=n)),
+              np.log(rng.dirichlet(np.ones(2), size=(n, 2)).reshape(n, 4))]
+    out = gpu.leaf_log_prior([gpu.to_device(a) for a in levels], gpu.empty((n, 8)))
+    assert_allclose(gpu.to_host(out), cpu.leaf_log_prior(levels, np.empty((n, 8))), rtol=1e-15)
+    for n_nodes, b, root in [(1, 2, True), (2, 2, False), (4, 2, False), (1, 8, True)]:
+        got = gpu.level_targets(gpu.to_device(resp), n_nodes, b, root)
+        expected = cpu.level_targets(resp, n_nodes, b, root)
+        assert_allclose(gpu.to_host(got[0]), expected[0], rtol=1e-15)
+        assert (got[1] is None) == (expected[1] is None)
+        if expected[1] is not None:
+            assert_allclose(gpu.to_host(got[1]), expected[1], rtol=1e-15)
+    d_resp = gpu.to_device(np.log(resp))
+    assert_allclose(gpu.to_host(gpu.exp(d_resp, d_resp)), resp, rtol=1e-15)
+    assert_allclose(gpu.total(gpu.to_device(w)), w.sum(), rtol=1e-14)
+    assert_allclose(gpu.weighted_sums(gpu.to_device(resp), gpu.to_device(w)), w @ resp,
+                    rtol=1e-14)
+    assert gpu.to_host(gpu.as_column(gpu.to_device(w))).shape == (n, 1)
+
+
+@pytest.mark.parametrize("small_geometry", [(8, 7, 40)], indirect=True)
+def test_reductions_do_not_depend_on_block_size(monkeypatch, small_geometry):
+    """Every ordered sum is the same to the last bit for any threads per block."""
+    rng, X, y, w, resp = _problem(10, n=31)
+    coef = rng.normal(size=(1, 3, X.shape[1]))
+    lp, ll = np.log(resp), rng.normal(size=resp.shape)
+    results = []
+    for threads in (1, 4, 32):
+        monkeypatch.setattr(_config, "THREADS_PER_BLOCK", threads)
+        results.append((
+            *gpu.wls_stats(X, y, resp, w),
+            *gpu.softmax_stats(X, coef, w, None, resp, None, "bohning"),
+            gpu.posterior(lp, ll, w, np.empty_like(ll)),
+        ))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert_array_equal(a, b)
+
+
+def test_host_kernels_fall_back_to_cpu():
+    """Kernels with no CUDA build are the CPU's, and a missing name is an AttributeError."""
+    assert gpu.to_host is not cpu.to_host
+    with pytest.raises(AttributeError, match="no attribute '_private'"):
+        gpu._private  # noqa: B018
+
+
+# --------------------------------------------------------------------------
+# End to end: backend="cuda" against backend="cpu" from the same start
+
+_rng = np.random.RandomState(0)
+_X = _rng.normal(size=(28, 2))
+_y = np.where(_X[:, 0] > 0, _X[:, 1], -_X[:, 1]) + 0.1 * _rng.normal(size=28)
+_y2 = (_X[:, 0] * _X[:, 1] > 0).astype(int)
+_y3 = np.digitize(_X[:, 0] + _X[:, 1], [-0.5, 0.5])
+
+
+# Several blocks and chunks, but tiles of many rows: the simulator runs each
+# thread in Python, and a barrier per row would make the fits slow.
+@pytest.mark.parametrize("small_geometry", [(16, 9, 400)], indirect=True)
+@pytest.mark.parametrize("estimator, target", [
+    (MixtureOfExpertsRegressor(2, max_iter=3), _y),
+    (HierarchicalMixtureOfExpertsRegressor((2, 2), max_iter=2, gate_solver="bohning"), _y),
+    (MixtureOfExpertsClassifier(2, max_iter=1), _y3),
+    (HierarchicalMixtureOfExpertsClassifier((2, 2), max_iter=1, init_params="tree"), _y2),
+], ids=["moe-reg", "hme-reg-bohning", "moe-clf-3-classes", "hme-clf"])
+def test_fit_matches_cpu(estimator, target, small_geometry):
+    weights = np.random.RandomState(1).uniform(0.5, 2.0, size=_X.shape[0])
+    fitted = {}
+    for backend in ("cpu", "cuda"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted[backend] = estimator.set_params(backend=backend, random_state=0,
+                                                   tol=0.0).fit(_X, target, weights)
+        est = fitted[backend]
+        fitted[backend] = {
+            "lower_bounds": est.lower_bounds_,
+            "predict": est.predict_proba(_X) if hasattr(est, "predict_proba")
+            else est.predict(_X),
+            "score_samples": est.score_samples(_X, target),
+            "resp": est.predict_responsibilities(_X, target),
+            "apply": est.apply(_X),
+            "gate": est.predict_gate(_X),
+            "bic": est.bic(_X, target),
+        }
+    a, b = fitted["cpu"], fitted["cuda"]
+    assert_allclose(b["lower_bounds"], a["lower_bounds"], rtol=1e-9)
+    for key in ("predict", "score_samples", "resp", "gate", "bic"):
+        assert_allclose(b[key], a[key], rtol=1e-8, atol=1e-10, err_msg=key)
+    assert_array_equal(b["apply"], a["apply"])
+
+
+@pytest.mark.parametrize("small_geometry", [(16, 9, 400)], indirect=True)
+def test_n_jobs_runs_starts_in_turn(small_geometry):
+    """With "cuda" the starts share the device: n_jobs=2 runs them in turn, same result."""
+    est = MixtureOfExpertsRegressor(2, n_init=2, max_iter=0, random_state=0, backend="cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = est.set_params(n_jobs=1).fit(_X, _y).lower_bounds_
+        two = est.set_params(n_jobs=2).fit(_X, _y).lower_bounds_
+    assert_array_equal(one, two)
+
+
+# --------------------------------------------------------------------------
+# Toolchain: the NumPy 2.5 shim, the errors, and the lazy import
+
+
+def _run(code, **env):
+    """Run ``code`` in a fresh interpreter (its own Numba configuration)."""
+    environ = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    environ.update(env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=environ, timeout=300)
+
+
+@pytest.mark.parametrize("small_geometry", [(8, 7, 40)], indirect=True)
+def test_numpy_row_stack_shim(small_geometry):
+    """numba-cuda's array typing needs ``np.row_stack``, gone in NumPy 2.5; the shim restores it.
+
+    NumPy 2.5 is simulated by deleting the alias. Without the shim, loading the
+    module that fails at the first launch raises; with it, it loads.
+    """
+    import importlib.util
+
+    assert importlib.util.find_spec("numba_cuda") is not None, (
+        "numba-cuda is not installed: it is in the test extra (pip install '.[test]')")
+    # SciPy and scikit-learn are imported first: they copy NumPy's namespace,
+    # which on NumPy < 2.5 still lists the name.
+    template = """
+        import numpy as np
+        import sklearn.utils
+        if "row_stack" in vars(np):
+            del np.row_stack  # what NumPy 2.5 did
+        {shim}
+        import numba.cuda.np.arrayobj
+        print("loaded", np.row_stack is np.vstack)
+    """
+    broken = _run(template.format(shim=""), NUMBA_ENABLE_CUDASIM="1")
+    assert broken.returncode != 0
+    assert "row_stack" in broken.stderr
+    fixed = _run(template.format(
+        shim="import skmoe._kernels.cuda as k; assert k.NUMPY_SHIM_APPLIED"),
+        NUMBA_ENABLE_CUDASIM="1")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "loaded True" in fixed.stdout
+    # Once NumPy has the alias (its own, or the shim's), the shim does nothing.
+    assert gpu._numpy_compat() is False
+
+
+@pytest.mark.parametrize("small_geometry", [(8, 7, 40)], indirect=True)
+def test_errors_say_what_is_missing(small_geometry):
+    """No GPU: a RuntimeError at fit; no numba-cuda: an ImportError naming the extra."""
+    fit = """
+        import numpy as np, sys
+        {setup}
+        import skmoe
+        from skmoe import MixtureOfExpertsRegressor
+        assert sys.modules.get("numba.cuda") is None  # importing skmoe does not import CUDA
+        X = np.random.RandomState(0).normal(size=(20, 2))
+        est = MixtureOfExpertsRegressor(backend="cuda")
+        try:
+            est.fit(X, X[:, 0])
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+    """
+    no_gpu = _run(fit.format(setup=""), CUDA_VISIBLE_DEVICES="")
+    assert no_gpu.returncode == 0, no_gpu.stderr
+    assert no_gpu.stdout.startswith("RuntimeError"), no_gpu.stdout
+    assert "No usable CUDA GPU" in no_gpu.stdout and "skmoe[cuda]" in no_gpu.stdout
+    missing = _run(fit.format(
+        setup='sys.modules["numba.cuda"] = None; sys.modules["numba_cuda_mlir"] = None'))
+    assert missing.returncode == 0, missing.stderr
+    assert missing.stdout.startswith("ImportError"), missing.stdout
+    assert "skmoe[cuda]" in missing.stdout
+
+
+def test_unknown_backend_is_rejected():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="backend"):
+        MixtureOfExpertsRegressor(backend="tpu").fit(_X, _y)
