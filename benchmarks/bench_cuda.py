@@ -183,10 +183,10 @@ def iteration(backend, n, p, K, repeats, rng):
     params["gates"][0][:, 0] = 0.0
     Xd, yd, wd = problem.X_gate, problem.target, problem.weight
     with threadpool_limits(limits=1, user_api="blas"):
-        root_gram = bohning_bound(kernels, Xd, wd)
+        root_bound = bohning_bound(kernels, Xd, wd)
         _, log_resp = model.e_step(params, problem)  # compile
         resp = kernels.exp(log_resp, log_resp)
-        model.m_step(params, problem, resp, root_gram=root_gram)
+        model.m_step(params, problem, resp, root_bound=root_bound)
         targets, _ = model.tree.level_targets(resp, 0, kernels)
         out = {}
         out["E-step (gate, experts, posterior)"] = time_it(
@@ -204,12 +204,12 @@ def iteration(backend, n, p, K, repeats, rng):
         out[f"gate M-step ({_ROOT_BOHNING_STEPS} Boehning steps)"] = time_it(
             lambda: softmax_m_step(kernels, Xd, params["gates"][0], wd, targets=targets,
                                    reg=1e-6, solver="bohning", n_steps=_ROOT_BOHNING_STEPS,
-                                   root_gram=root_gram), sync, repeats)
+                                   root_bound=root_bound), sync, repeats)
 
         def one_iteration():
             _, lr = model.e_step(params, problem)
             r = kernels.exp(lr, lr)
-            model.m_step(params, problem, r, root_gram=root_gram)
+            model.m_step(params, problem, r, root_bound=root_bound)
 
         out["one EM iteration (E + exp + M)"] = time_it(one_iteration, sync, repeats)
     return out
@@ -345,13 +345,13 @@ def profile(n, p, K, repeats, rng):
     partial = gpu.to_device(rng.normal(size=(n // _config.CUDA_CHUNK_SIZE, 16 * 21 * 16)))
     rows["ordered sum of the Gram partials alone"] = time_it(
         lambda: gpu._sum_chunks(partial), sync, repeats)
-    root_gram = bohning_bound(gpu, Xd, wd)
+    root_bound = bohning_bound(gpu, Xd, wd)
     cpu = get_backend("cpu")
     tiny = np.full((2, K), 1.0 / K)
     with threadpool_limits(limits=1, user_api="blas"):
         rows["host part of 5 Boehning steps"] = time_it(lambda: softmax_m_step(
             cpu, X[:2], gate, np.ones(2), targets=tiny, reg=1e-6, solver="bohning", n_steps=5,
-            root_gram=root_gram), sync, repeats)
+            root_bound=root_bound), sync, repeats)
         experts = GaussianExperts(1e-6, 1e-6)
         rows["host part of the expert M-step"] = time_it(lambda: experts.m_step(
             cpu, {"coef": coef, "var": var}, X[:2], np.zeros(2), tiny, np.ones(2)),

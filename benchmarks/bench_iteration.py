@@ -70,7 +70,7 @@ def main(argv=None):
 
     dgemm_rate, exp_rate, gram_floor, exp_floor = floors(n, p, K, args.repeats)
     with threadpool_limits(limits=1, user_api="blas"):
-        root_gram = bohning_bound(kernels, X, w)
+        root_bound = bohning_bound(kernels, X, w)
         model.e_step(params, problem)  # compile
         e_step, (_, log_resp) = best_time(lambda: model.e_step(params, problem), args.repeats)
         resp = np.exp(log_resp)
@@ -82,8 +82,8 @@ def main(argv=None):
             X, params["gates"][0], w, None, targets, None, "gradient"), args.repeats)
         gate_step, _ = best_time(lambda: softmax_m_step(
             kernels, X, params["gates"][0], w, targets=targets, reg=1e-6, solver="bohning",
-            n_steps=_ROOT_BOHNING_STEPS, root_gram=root_gram), args.repeats)
-        m_step, _ = best_time(lambda: model.m_step(params, problem, resp, root_gram=root_gram),
+            n_steps=_ROOT_BOHNING_STEPS, root_bound=root_bound), args.repeats)
+        m_step, _ = best_time(lambda: model.m_step(params, problem, resp, root_bound=root_bound),
                               args.repeats)
     iteration = e_step + m_step
     floor = gram_floor + exp_floor

@@ -495,7 +495,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # On a GPU the data cross to the device here, once for every start.
         problem = Problem(*state["designs"], state["target"], sample_weight).on(model.kernels)
         with threadpool_limits(limits=1, user_api="blas"):
-            model.root_gram(problem)  # once, shared by every start
+            model.root_bound(problem)  # once, shared by every start
 
         random_state = check_random_state(self.random_state)
         if do_init:

@@ -33,8 +33,8 @@ class Problem:
     target : ndarray of shape (n_samples,)
         Standardised y (float64) or class indices (int64).
     weight : ndarray of shape (n_samples,)
-    root_gram : ndarray of shape (1, n_gate_coefs, n_gate_coefs) or None
-        The root gate's fixed Boehning bound, once computed (``Model.root_gram``).
+    root_bound : RootBound or None
+        The root gate's fixed Boehning bound, once computed (``Model.root_bound``).
     host : Problem or None
         The same problem in NumPy arrays when this one lives on a device
         (see :meth:`on`); None when this one is on the host.
@@ -44,7 +44,7 @@ class Problem:
     X_expert: np.ndarray
     target: np.ndarray
     weight: np.ndarray
-    root_gram: np.ndarray = None
+    root_bound: object = None
     host: "Problem" = None
 
     def on(self, kernels):
@@ -58,7 +58,7 @@ class Problem:
             return self
         X_expert = X_gate if self.X_expert is self.X_gate else kernels.to_device(self.X_expert)
         return Problem(X_gate, X_expert, kernels.to_device(self.target),
-                       kernels.to_device(self.weight), self.root_gram, host=self.on_host())
+                       kernels.to_device(self.weight), self.root_bound, host=self.on_host())
 
     def on_host(self):
         """The problem in NumPy arrays (itself when it is on the host)."""
@@ -109,7 +109,7 @@ class Model:
         ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
         return ll, log_resp
 
-    def m_step(self, params, problem, resp, n_steps=1, root_gram=None):
+    def m_step(self, params, problem, resp, n_steps=1, root_bound=None):
         """Experts exactly (or by monotone steps), then every gate level."""
         experts = self.experts.m_step(
             self.kernels, params["experts"], problem.X_expert, problem.target, resp,
@@ -126,7 +126,7 @@ class Model:
             gates.append(softmax_m_step(
                 self.kernels, problem.X_gate, coef, problem.weight, mass=mass,
                 targets=targets, reg=self.reg_gate, solver=solver,
-                n_steps=steps, root_gram=root_gram if d == 0 else None,
+                n_steps=steps, root_bound=root_bound if d == 0 else None,
             ))
         return {"gates": gates, "experts": experts}
 
@@ -137,7 +137,7 @@ class Model:
         return {"gates": gates,
                 "experts": self.experts.initial(tree.n_leaves, n_expert_coefs)}
 
-    def root_gram(self, problem):
+    def root_bound(self, problem):
         """The fixed Boehning bound of the root gate, when the root uses it.
 
         Computed once per problem (one pass over X) and kept on it, for every
@@ -145,9 +145,9 @@ class Model:
         """
         if self.level_solver(0, problem.X_gate.shape[1]) != "bohning":
             return None
-        if problem.root_gram is None:
-            problem.root_gram = bohning_bound(self.kernels, problem.X_gate, problem.weight)
-        return problem.root_gram
+        if problem.root_bound is None:
+            problem.root_bound = bohning_bound(self.kernels, problem.X_gate, problem.weight)
+        return problem.root_bound
 
     def n_params(self, n_gate_coefs, n_expert_coefs):
         return self.tree.n_gate_params(n_gate_coefs) + self.experts.n_params(
@@ -160,7 +160,7 @@ def initialize(model, problem, resp):
     params = model.initial_params(problem.X_gate.shape[1], problem.X_expert.shape[1])
     resp = model.kernels.to_device(np.ascontiguousarray(resp))
     return model.m_step(params, problem, resp, n_steps=_INIT_STEPS,
-                        root_gram=model.root_gram(problem))
+                        root_bound=model.root_bound(problem))
 
 
 def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval=10):
@@ -189,14 +189,14 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     """
     kernels = model.kernels
     total_weight = kernels.total(problem.weight)
-    root_gram = model.root_gram(problem)
+    root_bound = model.root_bound(problem)
     ll, log_resp = model.e_step(params, problem)
     objectives = [ll - model.objective_penalty(params)]
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         resp = kernels.exp(log_resp, log_resp)
-        params = model.m_step(params, problem, resp, root_gram=root_gram)
+        params = model.m_step(params, problem, resp, root_bound=root_bound)
         ll, log_resp = model.e_step(params, problem)
         objectives.append(ll - model.objective_penalty(params))
         change = (objectives[-1] - objectives[-2]) / total_weight

@@ -22,12 +22,6 @@ from ._linalg import solve_psd
 
 _MAX_HALVINGS = 40
 
-# Cholesky factors of the root's fixed Boehning system, per (root Gram, b, reg):
-# the system is the same at every step of every iteration of a fit, so it is
-# factorised once. Each entry holds its Gram, so an id is never reused while cached.
-_ROOT_FACTORS = {}
-_ROOT_FACTORS_MAX = 8
-
 
 def resolve_solver(solver, n_children, n_coefs):
     """Pick the gate solver for a node shape when ``solver == "auto"``."""
@@ -51,35 +45,46 @@ def penalty(coef, reg):
     return 0.5 * reg * np.sum(coef[:, 1:, 1:] ** 2, axis=(1, 2))
 
 
-def bohning_bound(kernels, X, w):
-    """The root's fixed Boehning Gram ``sum_i w_i x_i x_i^T``, shape (1, p, p)."""
-    return kernels.weighted_grams(X, kernels.as_column(w))
+class RootBound:
+    """The root gate's fixed Boehning bound, and its factorised system.
 
+    At the root every sample has mass 1, so the bound ``sum_i w_i x_i x_i^T`` and
+    the system ``kron(shape, bound) + diag(reg)`` are the same at every step of
+    every iteration and every start of a fit: the Gram is computed once (one
+    pass over X) and the system factorised once per shape.
 
-def _root_factor(root_gram, shape, reg_diag):
-    """Cholesky factor of ``kron(shape, root_gram[0]) + diag(reg_diag)``, or None.
-
-    None when the factorisation fails; the caller then solves with
-    :func:`solve_psd`, whose first attempt is this same factorisation.
+    Attributes
+    ----------
+    gram : ndarray of shape (1, n_coefs, n_coefs)
     """
-    key = (id(root_gram), shape.shape[0], float(reg_diag.max(initial=0.0)))
-    entry = _ROOT_FACTORS.get(key)
-    if entry is None or entry[0] is not root_gram:
-        A = np.kron(shape, root_gram[0])
-        A[np.diag_indices_from(A)] += reg_diag
-        try:
-            factor = linalg.cho_factor(A, check_finite=False)
-        except linalg.LinAlgError:
-            factor = None
-        if len(_ROOT_FACTORS) >= _ROOT_FACTORS_MAX:
-            _ROOT_FACTORS.pop(next(iter(_ROOT_FACTORS)))
-        entry = _ROOT_FACTORS[key] = (root_gram, A, factor)
-    return entry[1], entry[2]
+
+    def __init__(self, gram):
+        self.gram = gram
+        self._systems = {}
+
+    def system(self, n_children, reg_diag):
+        """``(A, cho_factor(A) or None)`` for ``A = kron(shape_b, gram) + diag(reg_diag)``."""
+        key = (n_children, reg_diag.tobytes())
+        if key not in self._systems:
+            shape = 0.5 * (np.eye(n_children - 1) - 1.0 / n_children)
+            A = np.kron(shape, self.gram[0])
+            A[np.diag_indices_from(A)] += reg_diag
+            try:
+                factor = linalg.cho_factor(A, check_finite=False)
+            except linalg.LinAlgError:
+                factor = None  # solve_psd adds jitter
+            self._systems[key] = (A, factor)
+        return self._systems[key]
+
+
+def bohning_bound(kernels, X, w):
+    """The root's fixed Boehning bound ``sum_i w_i x_i x_i^T``, as a :class:`RootBound`."""
+    return RootBound(kernels.weighted_grams(X, kernels.as_column(w)))
 
 
 def softmax_m_step(
     kernels, X, coef, w, *, mass=None, targets=None, y_idx=None, reg=0.0,
-    solver="newton", n_steps=1, root_gram=None,
+    solver="newton", n_steps=1, root_bound=None,
 ):
     """Take ``n_steps`` monotone steps on N weighted softmax regressions.
 
@@ -95,8 +100,8 @@ def softmax_m_step(
     reg : float
     solver : {"newton", "bohning"}
     n_steps : int
-    root_gram : ndarray of shape (1, n_coefs, n_coefs) or None
-        Fixed Boehning Gram of a root gate; None to compute it from ``mass``.
+    root_bound : RootBound or None
+        Fixed Boehning bound of a root gate; None to compute it from ``mass``.
 
     Returns
     -------
@@ -110,19 +115,15 @@ def softmax_m_step(
     reg_diag = reg * np.tile(mask, b - 1)
     if solver == "bohning":
         shape = 0.5 * (np.eye(b - 1) - 1.0 / b)
-    root = None
-    if solver == "bohning" and root_gram is not None:
-        root = _root_factor(root_gram, shape, reg_diag)
+    root = root_bound.system(b, reg_diag) if solver == "bohning" and root_bound else None
     for _ in range(n_steps):
         if solver == "bohning":
-            curvature = "gradient" if root_gram is not None else "bohning"
+            curvature = "gradient" if root is not None else "bohning"
         else:
             curvature = "newton"
         objective, grad, curv = kernels.softmax_stats(
             X, coef, w, mass, targets, y_idx, curvature
         )
-        if root_gram is not None and solver == "bohning":
-            curv = root_gram
         delta = np.zeros_like(coef)
         for v in range(n_nodes):
             rhs = (grad[v, 1:] - reg * mask * coef[v, 1:]).ravel()
