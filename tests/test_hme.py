@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -151,6 +151,37 @@ def test_grid_search_over_branching_in_a_pipeline():
     assert search.best_params_["hierarchicalmixtureofexpertsregressor__branching"] == (2, 2)
     flat_score, deep_score = search.cv_results_["mean_test_score"]
     assert deep_score > flat_score
+
+
+def test_randomized_search_over_experts_and_classifier_branching():
+    """RandomizedSearchCV draws n_experts from a distribution and branching from a list."""
+    from scipy.stats import randint
+
+    from skmoe.datasets import make_piecewise_linear, make_piecewise_logistic
+
+    X, y = make_piecewise_linear(n_samples=600, n_features=2, n_regimes=3, random_state=0)
+    search = RandomizedSearchCV(
+        make_pipeline(StandardScaler(), MixtureOfExpertsRegressor(random_state=0)),
+        {"mixtureofexpertsregressor__n_experts": randint(1, 6)}, n_iter=4, cv=3,
+        random_state=0,
+    ).fit(X, y)
+    tried = search.cv_results_["param_mixtureofexpertsregressor__n_experts"]
+    best = search.best_params_["mixtureofexpertsregressor__n_experts"]
+    assert best >= 3 and search.best_score_ > 0.9, (list(tried), search.best_score_)
+
+    X, y = make_piecewise_logistic(n_samples=600, random_state=0)
+    search = RandomizedSearchCV(
+        make_pipeline(StandardScaler(),
+                      HierarchicalMixtureOfExpertsClassifier(init_params="tree", random_state=0)),
+        {"hierarchicalmixtureofexpertsclassifier__branching": [(1,), (2,), (2, 2)]},
+        n_iter=3, cv=3, random_state=0,
+    ).fit(X, y)
+    scores = dict(zip(map(tuple, search.cv_results_[
+        "param_hierarchicalmixtureofexpertsclassifier__branching"]),
+        search.cv_results_["mean_test_score"]))
+    # score is the accuracy; one expert is a single logistic model.
+    assert scores[(2, 2)] > scores[(1,)]
+    assert isinstance(search.best_estimator_[-1], HierarchicalMixtureOfExpertsClassifier)
 
 
 @pytest.mark.parametrize("branching", [(), (1, 2), (2, 0), (2.5,), [True, 2], ("a",)])
