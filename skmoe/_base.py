@@ -627,13 +627,18 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         ``Model.e_step`` with ``_log_prior`` in place of the raw gate prior.
         """
+        log_prior, log_resp = self._log_prior_and_likelihood(problem)
+        ll = self._model().kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
+        return ll, log_resp
+
+    def _log_prior_and_likelihood(self, problem):
+        """``log g_l(x_i)`` (the pruned prior) and ``log p_l(y_i | x_i)``, each (n, n_experts)."""
         model = self._model()
         log_prior = self._log_prior(problem.X_gate)
-        log_resp = np.empty_like(log_prior)
+        log_lik = np.empty_like(log_prior)
         model.experts.log_prob(model.kernels, self._params["experts"], problem.X_expert,
-                               problem.target, log_resp)
-        ll = model.kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
-        return ll, log_resp
+                               problem.target, log_lik)
+        return log_prior, log_lik
 
     def predict_gate(self, X, top_k=None, return_dropped=False):
         """Gate probabilities of every expert for new inputs.
@@ -752,14 +757,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             For regressors the log-density of y in its own units; for
             classifiers the log-probability of the observed class.
         """
-        problem = self._problem_for(X, y, None)
-        model = self._model()
-        log_joint = self._log_prior(problem.X_gate)
-        log_lik = np.empty_like(log_joint)
-        model.experts.log_prob(model.kernels, self._params["experts"], problem.X_expert,
-                               problem.target, log_lik)
-        log_joint += log_lik
-        return logsumexp(log_joint, axis=1) + self._log_likelihood_offset(1.0)
+        log_prior, log_lik = self._log_prior_and_likelihood(self._problem_for(X, y, None))
+        return logsumexp(log_prior + log_lik, axis=1) + self._log_likelihood_offset(1.0)
 
     def log_likelihood(self, X, y, sample_weight=None):
         """Total (weighted) log-likelihood ``sum_i w_i log p(y_i | x_i)``.
