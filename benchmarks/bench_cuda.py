@@ -259,12 +259,13 @@ def profile(n, p, K, repeats, rng):
         return start.elapsed_time(stop) / reps / 1e3
 
     T = _config.THREADS_PER_BLOCK
-    tile = gpu._tile_rows(T, K, p + 1 + 2 * K + 1)
+    a_row = p + 1 + 2 * (K | 1) + 1
+    tile = gpu._tile_rows(T, K, a_row)
     gate_d = gpu.to_device(gate.reshape(K, p + 1))
     Xflat, lp_flat = Xd.reshape(n * (p + 1)), log_prior.reshape(n * K)
 
     def affine_raw():
-        gpu._affine_log_softmax_kernel[-(-n // tile), T, 0, tile * (p + 1 + 2 * K + 1) * 8](
+        gpu._affine_log_softmax_kernel[-(-n // tile), T, 0, tile * a_row * 8](
             Xflat, p + 1, gate_d, K, tile, lp_flat)
 
     d = p + 3
@@ -285,15 +286,18 @@ def profile(n, p, K, repeats, rng):
                          g_rows * (d4 + max_cols) * 8](
             Xd, yd, resp, wd, d, pairs_d, chunk, g_rows, per_block, g_partial)
 
-    s_items = K * (p + 1) + 1
-    s_rows = max(1, min(T, gpu._SHARED_DOUBLES // (p + 1 + K + 1)))
-    s_partial = gpu.cuda.device_array((n_chunks, s_items))
+    m4, px = -(-K // 4) * 4, -(-(p + 1) // 4) * 4 + 1
+    s_row = px + 2 * (m4 + 1) + 1
+    s_rows = max(4, min(gpu._GRAD_TILE, gpu._SHARED_DOUBLES // s_row) // 4 * 4)
+    s_partial = gpu.cuda.device_array((n_chunks, K * (p + 1) + 1))
+    s_acc = gpu.cuda.device_array((n_chunks, (m4 // 4) * (px // 4) * gpu._GRAD_LANES * 16 + 1))
+    gate_pad = gpu.to_device(np.vstack([gate.reshape(K, p + 1),
+                                        np.zeros((m4 - K, p + 1))]).ravel())
     e2, e1 = gpu._empty(2), gpu._empty(1, np.int64)
 
     def softmax_raw():
-        gpu._softmax_kernel[(n_chunks, -(-s_items // (4 * T))), T, 0,
-                            s_rows * (p + 1 + K + 1) * 8](
-            Xd, Xflat, gate_d, wd, e2, resp, e1, K, True, chunk, s_rows, s_partial, e2)
+        gpu._softmax_kernel[n_chunks, T, 0, s_rows * s_row * 8](
+            Xflat, p + 1, gate_pad, wd, e2, resp, e1, K, K, chunk, s_rows, s_acc, s_partial, e2)
 
     g_tile = gpu._tile_rows(T, K, p + 1)
     coef_d = gpu.to_device(coef)

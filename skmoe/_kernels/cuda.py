@@ -39,7 +39,7 @@ import os
 import warnings
 
 import numpy as np
-from numba import float64
+from numba import float64, uint64
 
 from .. import _config
 from . import _rowops
@@ -134,23 +134,31 @@ def _params(name, *arrays):
 
     A device allocation synchronises and each copy has a fixed cost, so the
     arrays of one call go through one kept page-locked buffer and one kept
-    device buffer; the device views are consumed before the next call with
-    the same name.
+    device buffer. The copy is queued on the default stream, behind the
+    kernels that still read the device buffer and before the one that reads
+    it next, so the host need not wait for the GPU; it waits only before it
+    refills the page-locked buffer, until the last copy out of it is done.
     """
     sizes = [a.size for a in arrays]
     total = sum(sizes)
     key = ("params", name)
     entry = _SCRATCH.get(key)
     if entry is None or entry[0].shape[0] != total:
-        entry = _SCRATCH[key] = (cuda.pinned_array(total), cuda.device_array(total))
-    host, dev = entry
+        if entry is not None:
+            entry[2].synchronize()  # no copy may still read a buffer that is freed
+        entry = _SCRATCH[key] = (cuda.pinned_array(total), cuda.device_array(total),
+                                 cuda.event())
+    host, dev, copied = entry
+    copied.synchronize()
     views = []
     offset = 0
     for a, size in zip(arrays, sizes):
         host[offset:offset + size] = np.ravel(a)
         views.append(dev[offset:offset + size].reshape(np.shape(a)))
         offset += size
-    dev.copy_to_device(host)
+    stream = cuda.default_stream()
+    dev.copy_to_device(host, stream=stream)
+    copied.record(stream)
     return views
 
 
@@ -437,38 +445,52 @@ def _affine_log_softmax_kernel(X_flat, p, coef, n_children, tile_rows, out_flat)
     m = coef.shape[0]
     n = out_flat.shape[0] // m
     n_nodes = m // n_children
+    gs = _group_stride(n_children)
+    width = tile_rows * n_nodes * gs
     T = cuda.blockDim.x
     t = cuda.threadIdx.x
     row0 = cuda.blockIdx.x * tile_rows
     rows = min(tile_rows, n - row0)
     shared = cuda.shared.array(0, dtype=float64)
     sX = shared[: tile_rows * p]
-    sZ = shared[tile_rows * p: tile_rows * (p + m)]
-    sE = shared[tile_rows * (p + m): tile_rows * (p + 2 * m)]
-    sL = shared[tile_rows * (p + 2 * m): tile_rows * (p + 2 * m + n_nodes)]
+    sZ = shared[tile_rows * p: tile_rows * p + width]
+    sE = shared[tile_rows * p + width: tile_rows * p + 2 * width]
+    sL = shared[tile_rows * p + 2 * width: tile_rows * (p + n_nodes) + 2 * width]
     for e in range(t, rows * p, T):
         sX[e] = X_flat[row0 * p + e]
     cuda.syncthreads()
     for q in range(t, rows * m, T):
-        r = q // m
+        g = q // n_children
+        r = g // n_nodes
         e = q - r * m
-        sZ[q] = _dot(coef, e, sX, r * p, p)
+        sZ[g * gs + q - g * n_children] = _dot(coef, e, sX, r * p, p)
     cuda.syncthreads()
     _groups_logsumexp(sZ, sE, sL, rows * n_nodes, n_children, t, T)
     for q in range(t, rows * m, T):
-        out_flat[row0 * m + q] = sZ[q] - sL[q // n_children]
+        g = q // n_children
+        out_flat[row0 * m + q] = sZ[g * gs + q - g * n_children] - sL[g]
+
+
+@cuda.jit(device=True)
+def _group_stride(size):
+    """Doubles between groups of ``size`` in shared memory: odd, so that threads
+    reading one group each hit distinct banks (an even stride of 16 puts them all
+    on one bank)."""
+    return size | 1
 
 
 @cuda.jit(device=True)
 def _groups_logsumexp(z, e, lse, n_groups, size, t, T):
-    """``lse[g] = log sum_j exp(z[g*size + j])`` for consecutive groups, block-wide.
+    """``lse[g] = log sum_j exp(z[g*gs + j])`` for groups at a stride gs, block-wide.
 
-    The same operations as ``_rowops.logsumexp_span`` (the group's maximum, then
-    the exponentials summed in order), but one thread per element computes the
-    exponentials. Ends with a barrier; ``e`` is scratch of the size of ``z``.
+    ``gs = _group_stride(size)``. The same operations as
+    ``_rowops.logsumexp_span`` (the group's maximum, then the exponentials
+    summed in order), but one thread per element computes the exponentials.
+    Ends with a barrier; ``e`` is scratch of the size of ``z``.
     """
+    gs = _group_stride(size)
     for g in range(t, n_groups, T):
-        base = g * size
+        base = g * gs
         top = z[base]
         for j in range(1, size):
             if z[base + j] > top:
@@ -476,10 +498,12 @@ def _groups_logsumexp(z, e, lse, n_groups, size, t, T):
         lse[g] = top
     cuda.syncthreads()
     for q in range(t, n_groups * size, T):
-        e[q] = math.exp(z[q] - lse[q // size])
+        g = q // size
+        at = g * gs + q - g * size
+        e[at] = math.exp(z[at] - lse[g])
     cuda.syncthreads()
     for g in range(t, n_groups, T):
-        base = g * size
+        base = g * gs
         total = 0.0
         for j in range(size):
             total += e[base + j]
@@ -511,9 +535,15 @@ def _dot(coef, e, x, start, p):
     return (a0 + a1) + (a2 + a3)
 
 
+# Elements (row, column) per thread of a row-tile kernel. One made blocks of 8
+# rows at 16 columns: a block's barriers and staging then outweigh its work.
+_ROW_ITEMS = 8
+
+
 def _tile_rows(T, width, per_row):
-    """Rows per block of a row-tile kernel: about one thread per element, shared-bounded."""
-    return max(1, min(max(1, T // max(width, 1)), _SHARED_DOUBLES // max(per_row, 1)))
+    """Rows per block of a row-tile kernel: ``_ROW_ITEMS`` elements a thread, shared-bounded."""
+    return max(1, min(max(1, _ROW_ITEMS * T // max(width, 1)),
+                      _SHARED_DOUBLES // max(per_row, 1)))
 
 
 def affine_log_softmax(X, coef, out):
@@ -537,8 +567,9 @@ def affine_log_softmax(X, coef, out):
     n = X.shape[0]
     if n:
         T = _threads()
-        rows = _tile_rows(T, m, p + 2 * m + n_nodes)
-        _affine_log_softmax_kernel[-(-n // rows), T, 0, rows * (p + 2 * m + n_nodes) * 8](
+        per_row = p + 2 * n_nodes * (n_children | 1) + n_nodes
+        rows = _tile_rows(T, m, per_row)
+        _affine_log_softmax_kernel[-(-n // rows), T, 0, rows * per_row * 8](
             X.reshape(n * p), p, *_params("gate", coef.reshape(m, p)), n_children, rows,
             d_out.reshape(n * m))
     return _finish(d_out, host)
@@ -662,19 +693,22 @@ def _posterior_kernel(prior_flat, lik_flat, w, K, tile_rows, out_flat, row_ll):
     t = cuda.threadIdx.x
     row0 = cuda.blockIdx.x * tile_rows
     rows = min(tile_rows, n - row0)
+    gs = _group_stride(K)
     shared = cuda.shared.array(0, dtype=float64)
-    sZ = shared[: tile_rows * K]
-    sE = shared[tile_rows * K: 2 * tile_rows * K]
-    sL = shared[2 * tile_rows * K: tile_rows * (2 * K + 1)]
+    sZ = shared[: tile_rows * gs]
+    sE = shared[tile_rows * gs: 2 * tile_rows * gs]
+    sL = shared[2 * tile_rows * gs: tile_rows * (2 * gs + 1)]
     base = row0 * K
     for q in range(t, rows * K, T):
-        sZ[q] = prior_flat[base + q] + lik_flat[base + q]
+        r = q // K
+        sZ[r * gs + q - r * K] = prior_flat[base + q] + lik_flat[base + q]
     cuda.syncthreads()
     _groups_logsumexp(sZ, sE, sL, rows, K, t, T)
     for r in range(t, rows, T):
         row_ll[row0 + r, 0] = w[row0 + r] * sL[r]
     for q in range(t, rows * K, T):
-        out_flat[base + q] = sZ[q] - sL[q // K]
+        r = q // K
+        out_flat[base + q] = sZ[r * gs + q - r * K] - sL[r]
 
 
 def posterior(log_prior, log_lik, w, out):
@@ -701,8 +735,8 @@ def posterior(log_prior, log_lik, w, out):
     row_ll = _scratch("row_ll", (n, 1))
     if n:
         T = _threads()
-        rows = _tile_rows(T, K, 2 * K + 1)
-        _posterior_kernel[-(-n // rows), T, 0, rows * (2 * K + 1) * 8](
+        rows = _tile_rows(T, K, 2 * (K | 1) + 1)
+        _posterior_kernel[-(-n // rows), T, 0, rows * (2 * (K | 1) + 1) * 8](
             _dev(log_prior).reshape(n * K), d_lik.reshape(n * K), _dev(w), K, rows,
             d_out.reshape(n * K), row_ll)
     _finish(d_out, host)
@@ -861,6 +895,20 @@ def level_targets(resp, n_nodes, n_children, root):
 # Weighted Grams: register tiles of 4 x 4 products, one thread per tile
 
 
+@cuda.jit(device=True)
+def _load4(a, at):
+    """``a[at:at + 4]`` at an unsigned index (no wraparound tests)."""
+    return a[at], a[at + uint64(1)], a[at + uint64(2)], a[at + uint64(3)]
+
+
+@cuda.jit(device=True)
+def _store4(a, at, v0, v1, v2, v3):
+    a[at] = v0
+    a[at + uint64(1)] = v1
+    a[at + uint64(2)] = v2
+    a[at + uint64(3)] = v3
+
+
 _TILE = 4
 # Doubles of shared memory a block may stage (48 KiB, the static limit).
 _SHARED_DOUBLES = 6144
@@ -930,6 +978,11 @@ def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial
     z_skip_col = T - z_skip * d4
     w_skip = T // n_cols
     w_skip_col = T - w_skip * n_cols
+    # Unsigned indices in the row loop: Numba tests signed ones for wraparound.
+    ua = uint64(oa)
+    ub = uint64(ob)
+    ud4 = uint64(d4)
+    ucols = uint64(n_cols)
     a00 = a01 = a02 = a03 = 0.0
     a10 = a11 = a12 = a13 = 0.0
     a20 = a21 = a22 = a23 = 0.0
@@ -972,17 +1025,16 @@ def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial
                 r += 1
         cuda.syncthreads()
         if active:
-            for r in range(rows):
-                weight = sZ[w_at + r * n_cols + col]
-                base = r * d4
-                u0 = weight * sZ[base + oa]
-                u1 = weight * sZ[base + oa + 1]
-                u2 = weight * sZ[base + oa + 2]
-                u3 = weight * sZ[base + oa + 3]
-                z0 = sZ[base + ob]
-                z1 = sZ[base + ob + 1]
-                z2 = sZ[base + ob + 2]
-                z3 = sZ[base + ob + 3]
+            zi = uint64(0)
+            wi = uint64(w_at + col)
+            for _ in range(rows):
+                weight = sZ[wi]
+                u0, u1, u2, u3 = _load4(sZ, zi + ua)
+                z0, z1, z2, z3 = _load4(sZ, zi + ub)
+                u0 *= weight
+                u1 *= weight
+                u2 *= weight
+                u3 *= weight
                 a00 += u0 * z0
                 a01 += u0 * z1
                 a02 += u0 * z2
@@ -999,6 +1051,8 @@ def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial
                 a31 += u3 * z1
                 a32 += u3 * z2
                 a33 += u3 * z3
+                zi += ud4
+                wi += ucols
     if active:
         out = partial[c]
         base = item * 16
@@ -1103,90 +1157,241 @@ def wls_stats(X, y, resp, w):
 # Softmax regressions (gates and multinomial experts)
 
 
+# Accumulator lanes of the gradient: lane l of a tile sums its rows l, l + 4, ...
+# in order. A constant, not the block size, so the order of every sum is fixed;
+# 4 lanes give the 4 x 4 register tiles of a gate of 16 children and 21
+# coefficients 96 threads' worth of independent work per block.
+_GRAD_LANES = 4
+# Rows of a tile of the gradient kernel at most (a multiple of 4 and of the lanes).
+_GRAD_TILE = 64
+
+
 @cuda.jit
-def _softmax_kernel(X, X_flat, coef, w, mass, targets, y_idx, n_children, want_grad,
-                    chunk_size, tile_rows, partial, proba):
+def _softmax_kernel(X_flat, p, coef_flat, w, mass, targets, y_idx, n_children, n_edges,
+                    chunk_size, tile_rows, acc, partial, proba):
     """Chunk partials of the gradient and objective of N softmax regressions.
 
-    Items: ``(e, a)`` for the gradient ``sum_i w_i (T_ie - s_i g_ie) x_ia`` of
-    edge e (when ``want_grad``), then one per node for the objective
-    ``sum_i w_i sum_j T_ij log g_ij``. Per tile of rows, each of the first
-    threads computes one row's residuals into shared memory; then every thread
-    adds its items over the tile's rows in row order (up to 4 items a thread).
-    ``proba`` with rows receives the gate probabilities.
+    Outputs: ``sum_i w_i (T_ie - s_i g_ie) x_ia`` for every (edge e, coefficient
+    a) when ``acc`` has room for it, then ``sum_i w_i sum_j T_ij log g_ij`` per
+    node. ``coef_flat`` holds the coefficients padded with zero edges to a
+    multiple of 4. One block per chunk, in tiles of ``tile_rows`` rows (a
+    multiple of 4 and of ``_GRAD_LANES``) staged in shared memory. Per tile:
+
+    1. the logits ``Z = X C^T``, one 4 rows x 4 edges register tile per item;
+    2. one thread per (row, node): the log-sum-exp, the objective and the
+       residuals ``w_i (T_ie - s_i g_ie)`` in place of the logits;
+    3. the gradient ``R^T X``, one 4 edges x 4 coefficients register tile per
+       (lane, tile) item, its sums kept in the block's row of ``acc`` between
+       tiles (the per-node objectives after them).
+
+    The lanes are added in lane order at the end. Shared rows are padded to an
+    odd number of doubles (no bank conflicts between threads that read one
+    row each), and the hot loops index with unsigned integers, which Numba
+    does not test for negative (wrapped-around) values.
     """
-    n, p = X.shape
-    m = coef.shape[0]
+    n = w.shape[0]
+    m = n_edges
+    m4 = coef_flat.shape[0] // p
     b = n_children
     n_nodes = m // b
     has_mass = mass.shape[0] > 0
     has_targets = targets.shape[0] > 0
     keep_proba = proba.shape[0] > 0
-    n_grad = m * p if want_grad else 0
-    n_items = n_grad + n_nodes
+    px = (p + 3) // 4 * 4 + 1
+    mz = m4 + 1
+    n_eb = m4 // 4
+    n_ab = (px - 1) // 4
+    n_sums = acc.shape[1] - n_nodes
+    n_items = n_sums // 16
     T = cuda.blockDim.x
     t = cuda.threadIdx.x
     c = cuda.blockIdx.x
-    first = cuda.blockIdx.y * T * 4
-    # One shared array indexed with offsets (slices would be addressed
-    # generically): the tile of X at 0, the residuals at r_at, objectives at o_at.
+    block_acc = acc[c]
+    # One shared array at offsets (slices would be addressed generically): the
+    # X tile (rows x px), logits then residuals and the targets (rows x mz
+    # each), the objectives (rows x nodes).
     sh = cuda.shared.array(0, dtype=float64)
-    r_at = tile_rows * p
-    o_at = tile_rows * (p + m)
-    acc = cuda.local.array(4, dtype=float64)
-    for q in range(4):
-        acc[q] = 0.0
+    z_at = tile_rows * px
+    t_at = z_at + tile_rows * mz
+    o_at = t_at + tile_rows * mz
+    for q in range(t, acc.shape[1], T):
+        block_acc[q] = 0.0
+    upx = uint64(px)
+    upx2 = uint64(2 * px)
+    upx3 = uint64(3 * px)
+    umz = uint64(mz)
+    umz2 = uint64(2 * mz)
+    umz3 = uint64(3 * mz)
+    up = uint64(p)
+    up2 = uint64(2 * p)
+    up3 = uint64(3 * p)
+    zstep = uint64(_GRAD_LANES * mz)
+    xstep = uint64(_GRAD_LANES * px)
     start = c * chunk_size
     stop = min(n, start + chunk_size)
     for tile in range(start, stop, tile_rows):
         rows = min(tile_rows, stop - tile)
         cuda.syncthreads()
-        # The tile's rows are contiguous in X: a flat, coalesced copy.
-        for e in range(t, rows * p, T):
-            sh[e] = X_flat[tile * p + e]
+        # The tile's rows are contiguous in X and in the targets: coalesced copies.
+        r = t // p
+        a = t - r * p
+        r_skip = T // p
+        a_skip = T - r_skip * p
+        while r < rows:
+            sh[r * px + a] = X_flat[(tile + r) * p + a]
+            r += r_skip
+            a += a_skip
+            if a >= p:
+                a -= p
+                r += 1
+        if has_targets:
+            r = t // m
+            e = t - r * m
+            r_skip = T // m
+            e_skip = T - r_skip * m
+            while r < rows:
+                sh[t_at + r * mz + e] = targets[tile + r, e]
+                r += r_skip
+                e += e_skip
+                if e >= m:
+                    e -= m
+                    r += 1
         cuda.syncthreads()
-        for r in range(t, rows, T):
+        # 1. Logits, 4 x 4 per item (rows past the tile's end give unused values).
+        for item in range(t, (rows + 3) // 4 * n_eb, T):
+            rb = item // n_eb
+            eb = item - rb * n_eb
+            xi = uint64(4 * rb * px)
+            ci = uint64(4 * eb * p)
+            a00 = a01 = a02 = a03 = 0.0
+            a10 = a11 = a12 = a13 = 0.0
+            a20 = a21 = a22 = a23 = 0.0
+            a30 = a31 = a32 = a33 = 0.0
+            for _ in range(p):
+                x0 = sh[xi]
+                x1 = sh[xi + upx]
+                x2 = sh[xi + upx2]
+                x3 = sh[xi + upx3]
+                c0 = coef_flat[ci]
+                c1 = coef_flat[ci + up]
+                c2 = coef_flat[ci + up2]
+                c3 = coef_flat[ci + up3]
+                a00 += x0 * c0
+                a01 += x0 * c1
+                a02 += x0 * c2
+                a03 += x0 * c3
+                a10 += x1 * c0
+                a11 += x1 * c1
+                a12 += x1 * c2
+                a13 += x1 * c3
+                a20 += x2 * c0
+                a21 += x2 * c1
+                a22 += x2 * c2
+                a23 += x2 * c3
+                a30 += x3 * c0
+                a31 += x3 * c1
+                a32 += x3 * c2
+                a33 += x3 * c3
+                xi += uint64(1)
+                ci += uint64(1)
+            zi = uint64(z_at + 4 * rb * mz + 4 * eb)
+            _store4(sh, zi, a00, a01, a02, a03)
+            _store4(sh, zi + umz, a10, a11, a12, a13)
+            _store4(sh, zi + umz2, a20, a21, a22, a23)
+            _store4(sh, zi + umz3, a30, a31, a32, a33)
+        cuda.syncthreads()
+        # 2. Per (row, node): objective and residuals, one exponential per child.
+        for g in range(t, rows * n_nodes, T):
+            r = g // n_nodes
+            v = g - r * n_nodes
             i = tile + r
-            z = r_at + r * m
-            for e in range(m):
-                sh[z + e] = _dot(coef, e, sh, r * p, p)
-            for v in range(n_nodes):
-                base = v * b
-                s = mass[i, v] if has_mass else 1.0
-                lse = _logsumexp_span(sh, z + base, b)
-                objective = 0.0
-                for j in range(b):
-                    log_g = sh[z + base + j] - lse
-                    if has_targets:
-                        target = targets[i, base + j]
-                    else:
-                        target = s if y_idx[i] == j else 0.0
-                    objective += w[i] * target * log_g
-                    g = math.exp(log_g)
-                    if keep_proba:
-                        proba[i, base + j] = g
-                    sh[z + base + j] = w[i] * (target - s * g)
-                sh[o_at + r * n_nodes + v] = objective
+            z = z_at + r * mz + v * b
+            s = mass[i, v] if has_mass else 1.0
+            top = sh[z]
+            for j in range(1, b):
+                if sh[z + j] > top:
+                    top = sh[z + j]
+            total = 0.0
+            weighted = 0.0
+            mass_t = 0.0
+            for j in range(b):
+                if has_targets:
+                    target = sh[t_at + r * mz + v * b + j]
+                else:
+                    target = s if y_idx[i] == j else 0.0
+                shifted = sh[z + j] - top
+                ex = math.exp(shifted)
+                sh[z + j] = ex
+                total += ex
+                weighted += target * shifted
+                mass_t += target
+            sh[o_at + r * n_nodes + v] = w[i] * (weighted - mass_t * math.log(total))
+            scale = 1.0 / total
+            for j in range(b):
+                if has_targets:
+                    target = sh[t_at + r * mz + v * b + j]
+                else:
+                    target = s if y_idx[i] == j else 0.0
+                prob = sh[z + j] * scale
+                if keep_proba:
+                    proba[i, v * b + j] = prob
+                sh[z + j] = w[i] * (target - s * prob)
         cuda.syncthreads()
-        for q in range(4):
-            item = first + q * T + t
-            if item < n_grad:
-                e = item // p
-                a = item - e * p
-                value = acc[q]
-                for r in range(rows):
-                    value += sh[r_at + r * m + e] * sh[r * p + a]
-                acc[q] = value
-            elif item < n_items:
-                v = item - n_grad
-                value = acc[q]
-                for r in range(rows):
-                    value += sh[o_at + r * n_nodes + v]
-                acc[q] = value
-    for q in range(4):
-        item = first + q * T + t
-        if item < n_items:
-            partial[c, item] = acc[q]
+        # 3. Gradient: lane l adds rows l, l + _GRAD_LANES, ... of the tile.
+        for item in range(t, n_items, T):
+            lane = item // (n_eb * n_ab)
+            rest = item - lane * (n_eb * n_ab)
+            eb = rest // n_ab
+            ab = rest - eb * n_ab
+            at = uint64(16 * item)
+            a00, a01, a02, a03 = _load4(block_acc, at)
+            a10, a11, a12, a13 = _load4(block_acc, at + uint64(4))
+            a20, a21, a22, a23 = _load4(block_acc, at + uint64(8))
+            a30, a31, a32, a33 = _load4(block_acc, at + uint64(12))
+            zi = uint64(z_at + lane * mz + 4 * eb)
+            xi = uint64(lane * px + 4 * ab)
+            for _ in range(lane, rows, _GRAD_LANES):
+                r0, r1, r2, r3 = _load4(sh, zi)
+                x0, x1, x2, x3 = _load4(sh, xi)
+                a00 += r0 * x0
+                a01 += r0 * x1
+                a02 += r0 * x2
+                a03 += r0 * x3
+                a10 += r1 * x0
+                a11 += r1 * x1
+                a12 += r1 * x2
+                a13 += r1 * x3
+                a20 += r2 * x0
+                a21 += r2 * x1
+                a22 += r2 * x2
+                a23 += r2 * x3
+                a30 += r3 * x0
+                a31 += r3 * x1
+                a32 += r3 * x2
+                a33 += r3 * x3
+                zi += zstep
+                xi += xstep
+            _store4(block_acc, at, a00, a01, a02, a03)
+            _store4(block_acc, at + uint64(4), a10, a11, a12, a13)
+            _store4(block_acc, at + uint64(8), a20, a21, a22, a23)
+            _store4(block_acc, at + uint64(12), a30, a31, a32, a33)
+        for v in range(t, n_nodes, T):
+            value = block_acc[n_sums + v]
+            for r in range(rows):
+                value += sh[o_at + r * n_nodes + v]
+            block_acc[n_sums + v] = value
+    cuda.syncthreads()
+    n_grad = m * p if n_sums else 0
+    for q in range(t, n_grad, T):
+        e = q // p
+        a = q - e * p
+        at = 16 * ((e // 4) * n_ab + a // 4) + (e % 4) * 4 + a % 4
+        value = 0.0
+        for lane in range(_GRAD_LANES):
+            value += block_acc[at + 16 * lane * n_eb * n_ab]
+        partial[c, q] = value
+    for v in range(t, n_nodes, T):
+        partial[c, n_grad + v] = block_acc[n_sums + v]
 
 
 @cuda.jit
@@ -1245,18 +1450,21 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     d_targets = _empty(2) if targets is None else _dev(targets)
     d_y = _empty(1, np.int64) if y_idx is None else _dev(y_idx, np.int64)
     proba = cuda.device_array((n, m)) if newton else _empty(2)
+    m4 = -(-m // 4) * 4
+    px = -(-p // 4) * 4 + 1
+    n_grad_sums = (m4 // 4) * (px // 4) * _GRAD_LANES * 16 if want_grad else 0
     n_items = (m * p if want_grad else 0) + n_nodes
-    T = _threads()
-    tile_rows = max(1, min(T, _SHARED_DOUBLES // (p + m + n_nodes)))
+    per_row = px + 2 * (m4 + 1) + n_nodes
+    tile_rows = max(4, min(_GRAD_TILE, _SHARED_DOUBLES // per_row) // 4 * 4)
     n_chunks = _n_chunks(n)
     partial = _scratch("softmax", (n_chunks, n_items))
     if n:
-        _softmax_kernel[(n_chunks, -(-n_items // (4 * T))), T, 0,
-                        tile_rows * (p + m + n_nodes) * 8](
-            X, X.reshape(n * p), *_params("softmax", coef.reshape(m, p)), w, d_mass, d_targets,
-            d_y, b,
-            want_grad,
-            _config.CUDA_CHUNK_SIZE, tile_rows, partial, proba)
+        coef_pad = np.zeros((m4, p))
+        coef_pad[:m] = coef.reshape(m, p)
+        _softmax_kernel[n_chunks, _threads(), 0, tile_rows * per_row * 8](
+            X.reshape(n * p), p, *_params("softmax", coef_pad.reshape(m4 * p)), w, d_mass,
+            d_targets, d_y, b, m, _config.CUDA_CHUNK_SIZE, tile_rows,
+            _scratch("softmax_acc", (n_chunks, n_grad_sums + n_nodes)), partial, proba)
         sums = _sum_chunks(partial)
     else:
         sums = np.zeros(n_items)
@@ -1273,7 +1481,7 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     n_pair = b * (b + 1) // 2
     pairs = cuda.device_array((n, n_nodes * n_pair))
     if n:
-        _newton_pairs_kernel[_blocks(n), T](proba, w, d_mass, b, pairs)
+        _newton_pairs_kernel[_blocks(n), _threads()](proba, w, d_mass, b, pairs)
     blocks = _gram(X, pairs)
     curv = np.empty((n_nodes, b * p, b * p))
     for v in range(n_nodes):
