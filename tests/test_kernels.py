@@ -188,7 +188,9 @@ def _exp_loop(x, out):
 def test_fast_exp_within_one_ulp():
     """The vectorisable exp of the CPU kernels against NumPy's, edges included."""
     rng = np.random.RandomState(0)
+    # [-708, -700]: results just above the subnormals, where 2^k must scale once.
     x = np.concatenate([rng.uniform(-760.0, 720.0, 20000), np.linspace(-40.0, 0.0, 4001),
+                        rng.uniform(-708.0, -700.0, 20000),
                         [0.0, -0.0, 1e-300, -1e-300, fastexp.MIN_ARG, fastexp.MAX_ARG, 709.5,
                          np.inf, -np.inf, np.nan]])
     out = np.empty_like(x)
@@ -201,6 +203,33 @@ def test_fast_exp_within_one_ulp():
     assert np.all(out[x < fastexp.MIN_ARG] == 0.0)
     assert np.all(out[x > fastexp.MAX_ARG] == np.inf)
     assert np.isnan(out[np.isnan(x)]).all()
+
+
+@numba.njit
+def _log_loop(x, out):
+    for i in range(x.size):
+        out[i] = fastexp.log(x[i])
+
+
+def test_fast_log_within_one_ulp():
+    """The vectorisable log of the CPU kernels against NumPy's, edges included."""
+    rng = np.random.RandomState(0)
+    tiny = np.finfo(float).tiny
+    x = np.concatenate([np.exp(rng.uniform(-745.0, 709.7, 20000)), rng.uniform(0.5, 2.0, 20000),
+                        rng.uniform(1.0, 64.0, 20000), 1.0 + rng.uniform(-1e-6, 1e-6, 2000),
+                        rng.uniform(0.0, tiny, 1000),
+                        [1.0, 2.0, 0.5, np.sqrt(2.0), 5e-324, tiny, np.finfo(float).max]])
+    out = np.empty_like(x)
+    _log_loop(x, out)
+    expected = np.log(x)
+    ulps = np.abs(out - expected) / np.spacing(np.abs(expected))
+    assert ulps.max() <= 1.0
+    assert out[x == 1.0].tolist() == [0.0] * int(np.sum(x == 1.0))
+    special = np.array([0.0, -0.0, -1.0, -np.inf, np.inf, np.nan])
+    out = np.empty_like(special)
+    _log_loop(special, out)
+    assert out[:2].tolist() == [-np.inf, -np.inf] and out[4] == np.inf
+    assert np.isnan(out[[2, 3, 5]]).all()
 
 
 def test_exp_kernel_in_place():

@@ -29,8 +29,13 @@ from numba import njit, prange
 from .. import _config
 from . import _rowops
 from ._fastexp import exp as _exp
+from ._fastexp import log as _log
 
-_jit = njit(cache=_config.NUMBA_CACHE, nogil=True)
+_jit = njit(cache=_config.NUMBA_CACHE, nogil=True, error_model="numpy")
+# Sums of products only (Grams, gradients), never log-space: reassociation lets
+# LLVM split each sum over rows into SIMD lanes. The order is then fixed by the
+# compiled loop, not by the threads, so results stay reproducible.
+_jit_sums = njit(cache=_config.NUMBA_CACHE, nogil=True, fastmath={"reassoc", "contract"})
 _rowops_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
     _rowops.logsumexp_span
 )
@@ -120,35 +125,53 @@ def _unvech(vech, p):
 # Row operations (Numba, serial, nogil)
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
-def _logsumexp_span(row, start, count, scratch):
-    """``log sum_j exp(row[start + j])`` for ``j < count``, without overflow.
+# Rows of a transposed tile in the column-wise row kernels: a (K, TILE) tile and
+# its per-row buffers stay in L1 for any K below a few dozen.
+_TILE = 256
 
-    The exponentials go to ``scratch`` first and are summed after: a loop
-    that only computes exponentials vectorises, one that also adds them to a
-    running sum does not (float addition does not reassociate).
+
+@njit(inline="always", cache=_config.NUMBA_CACHE)
+def _logsumexp_columns(tile, count, rows, top, total, lse):
+    """``lse[i] = log sum_j exp(tile[j, i])`` for ``j < count``, ``i < rows``.
+
+    Column-wise, on a tile of rows transposed: every loop runs over the rows
+    of one column and vectorises (with the vectorisable exp and log), where a
+    row-wise loop over a handful of columns would not. The sum over ``j`` is
+    element-wise, in column order, as a row-wise sum would be.
     """
-    top = row[start]
+    first = tile[0]
+    for i in range(rows):
+        top[i] = first[i]
     for j in range(1, count):
-        top = max(top, row[start + j])
+        column = tile[j]
+        for i in range(rows):
+            top[i] = max(top[i], column[i])
+    for i in range(rows):
+        total[i] = 0.0
     for j in range(count):
-        scratch[j] = _exp(row[start + j] - top)
-    total = 0.0
-    for j in range(count):
-        total += scratch[j]
-    return top + math.log(total)
+        column = tile[j]
+        for i in range(rows):
+            total[i] += _exp(column[i] - top[i])
+    for i in range(rows):
+        lse[i] = top[i] + _log(total[i])
 
 
 @_jit
 def _log_softmax_groups(Z, n_children):
     """Log-softmax over consecutive groups of ``n_children`` columns, in place."""
     n, m = Z.shape
-    scratch = np.empty(n_children)
-    for i in range(n):
+    tile = np.empty((n_children, _TILE))
+    top, total, lse = np.empty(_TILE), np.empty(_TILE), np.empty(_TILE)
+    for start in range(0, n, _TILE):
+        rows = min(_TILE, n - start)
         for base in range(0, m, n_children):
-            lse = _logsumexp_span(Z[i], base, n_children, scratch)
-            for j in range(n_children):
-                Z[i, base + j] -= lse
+            for i in range(rows):
+                for j in range(n_children):
+                    tile[j, i] = Z[start + i, base + j]
+            _logsumexp_columns(tile, n_children, rows, top, total, lse)
+            for i in range(rows):
+                for j in range(n_children):
+                    Z[start + i, base + j] = tile[j, i] - lse[i]
 
 
 @_jit
@@ -170,11 +193,18 @@ def _gaussian_from_mean(mean, y, var):
 def _categorical_from_logits(Z, y_idx, n_classes, out):
     """``out[i, l] = log softmax(Z[i, l*c:(l+1)*c])[y_idx[i]]``."""
     n, K = out.shape
-    scratch = np.empty(n_classes)
-    for i in range(n):
+    tile = np.empty((n_classes, _TILE))
+    top, total, lse = np.empty(_TILE), np.empty(_TILE), np.empty(_TILE)
+    for start in range(0, n, _TILE):
+        rows = min(_TILE, n - start)
         for k in range(K):
             base = k * n_classes
-            out[i, k] = Z[i, base + y_idx[i]] - _logsumexp_span(Z[i], base, n_classes, scratch)
+            for i in range(rows):
+                for c in range(n_classes):
+                    tile[c, i] = Z[start + i, base + c]
+            _logsumexp_columns(tile, n_classes, rows, top, total, lse)
+            for i in range(rows):
+                out[start + i, k] = Z[start + i, base + y_idx[start + i]] - lse[i]
 
 
 @_jit
@@ -183,54 +213,159 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
     n, K = out.shape
     n_chunks = (n + chunk_size - 1) // chunk_size
     partial = np.zeros(n_chunks)
-    scratch = np.empty(K)
+    tile = np.empty((K, _TILE))
+    top, total, lse = np.empty(_TILE), np.empty(_TILE), np.empty(_TILE)
     for c in range(n_chunks):
         acc = 0.0
-        for i in range(c * chunk_size, min(n, (c + 1) * chunk_size)):
-            for k in range(K):
-                out[i, k] = log_prior[i, k] + log_lik[i, k]
-            lse = _logsumexp_span(out[i], 0, K, scratch)
-            for k in range(K):
-                out[i, k] -= lse
-            acc += w[i] * lse
+        stop = min(n, (c + 1) * chunk_size)
+        for start in range(c * chunk_size, stop, _TILE):
+            rows = min(_TILE, stop - start)
+            for i in range(rows):
+                for k in range(K):
+                    tile[k, i] = log_prior[start + i, k] + log_lik[start + i, k]
+            _logsumexp_columns(tile, K, rows, top, total, lse)
+            for i in range(rows):
+                for k in range(K):
+                    out[start + i, k] = tile[k, i] - lse[i]
+            # In row order: the chunk's sum does not depend on the tiling.
+            for i in range(rows):
+                acc += w[start + i] * lse[i]
         partial[c] = acc
     return partial
 
 
-@_jit
-def _vech_columns(X, y, out):
-    """``out[:, i]`` = upper triangle of ``z_i z_i^T``, row-major, with ``z_i = (x_i, y_i)``.
+@njit(inline="always", cache=_config.NUMBA_CACHE)
+def _transpose_rows(A, start, rows, out):
+    """``out[a, i] = A[start + i, a]`` for ``i < rows``: a tile of rows, column-major."""
+    for i in range(rows):
+        for a in range(A.shape[1]):
+            out[a, i] = A[start + i, a]
 
-    Column-wise, so that every product loop runs over contiguous rows (and
-    vectorises). ``y`` with no entries means ``z_i = x_i``; ``out`` may have
-    more columns than X has rows (the rest is left alone).
+
+@njit(inline="always", cache=_config.NUMBA_CACHE)
+def _add_dots(u, v, right, rows, out_u, out_v):
+    """``out_u[a] += sum_{i < rows} u[i] right[a, i]``, the same for ``v``, every row a.
+
+    Two left vectors against four rows of ``right`` per pass (eight sums): the
+    loop is bound by loads, and each load then serves two or four sums.
+    """
+    n_right = right.shape[0]
+    a = 0
+    while a + 4 <= n_right:
+        r0, r1, r2, r3 = right[a], right[a + 1], right[a + 2], right[a + 3]
+        u0 = u1 = u2 = u3 = v0 = v1 = v2 = v3 = 0.0
+        for i in range(rows):
+            u0 += u[i] * r0[i]
+            u1 += u[i] * r1[i]
+            u2 += u[i] * r2[i]
+            u3 += u[i] * r3[i]
+            v0 += v[i] * r0[i]
+            v1 += v[i] * r1[i]
+            v2 += v[i] * r2[i]
+            v3 += v[i] * r3[i]
+        out_u[a] += u0
+        out_u[a + 1] += u1
+        out_u[a + 2] += u2
+        out_u[a + 3] += u3
+        out_v[a] += v0
+        out_v[a + 1] += v1
+        out_v[a + 2] += v2
+        out_v[a + 3] += v3
+        a += 4
+    for c in range(a, n_right):
+        rc = right[c]
+        uc = vc = 0.0
+        for i in range(rows):
+            uc += u[i] * rc[i]
+            vc += v[i] * rc[i]
+        out_u[c] += uc
+        out_v[c] += vc
+
+
+@_jit_sums
+def _tile_dots(left, right, rows, out):
+    """``out[j, a] += sum_{i < rows} left[j, i] * right[a, i]``: ``left right^T`` on a tile."""
+    n_left = left.shape[0]
+    spare = np.empty(right.shape[0])  # an odd last row is paired with itself, into this
+    for j in range(0, n_left, 2):
+        if j + 1 < n_left:
+            _add_dots(left[j], left[j + 1], right, rows, out[j], out[j + 1])
+        else:
+            _add_dots(left[j], left[j], right, rows, out[j], spare)
+
+
+@_jit_sums
+def _tile_grams(zt, width, weights_t, rows, prod, out):
+    """``out[c, m] += sum_{i < rows} weights_t[m, i] z_ia z_ib`` for the pairs c = (a <= b).
+
+    ``zt`` holds ``z_i`` column-major, (width, tile); the pairs run over the
+    upper triangle in row-major order (``vech``), their product columns formed
+    two at a time in ``prod`` (2, tile) and weighted by every column of
+    weights at once.
+    """
+    n_pairs = width * (width + 1) // 2
+    spare = np.empty(weights_t.shape[0])
+    a = b = 0
+    for c in range(0, n_pairs, 2):
+        for slot in range(2):
+            if c + slot < n_pairs:
+                za, zb, target = zt[a], zt[b], prod[slot]
+                for i in range(rows):
+                    target[i] = za[i] * zb[i]
+                b += 1
+                if b == width:
+                    a += 1
+                    b = a
+        if c + 1 < n_pairs:
+            _add_dots(prod[0], prod[1], weights_t, rows, out[c], out[c + 1])
+        else:
+            _add_dots(prod[0], prod[0], weights_t, rows, out[c], spare)
+
+
+@_jit_sums
+def _gram_rows(X, y, weights, w, gram, mass):
+    """``gram[c, m] += sum_i u_im vech(z_i z_i^T)[c]`` and ``mass[m] += sum_i u_im``.
+
+    ``z_i = (x_i, y_i)`` (``x_i`` alone when y has no entries) and
+    ``u = weights``, or ``weights * w[:, None]`` when w has entries; tile by
+    tile, transposed so that every loop runs over contiguous rows.
     """
     n, p = X.shape
     width = p + (1 if y.shape[0] > 0 else 0)
-    zt = np.empty((width, n))
-    for i in range(n):
-        for a in range(p):
-            zt[a, i] = X[i, a]
-    if width > p:
-        zt[p, :] = y
-    c = 0
-    for a in range(width):
-        for b in range(a, width):
-            za = zt[a]
-            zb = zt[b]
-            row = out[c]
-            for i in range(n):
-                row[i] = za[i] * zb[i]
-            c += 1
+    M = weights.shape[1]
+    has_w = w.shape[0] > 0
+    zt = np.empty((width, _TILE))
+    ut = np.empty((M, _TILE))
+    prod = np.empty((2, _TILE))
+    for start in range(0, n, _TILE):
+        rows = min(_TILE, n - start)
+        _transpose_rows(X, start, rows, zt)
+        if width > p:
+            for i in range(rows):
+                zt[p, i] = y[start + i]
+        _transpose_rows(weights, start, rows, ut)
+        if has_w:
+            for m in range(M):
+                um = ut[m]
+                for i in range(rows):
+                    um[i] *= w[start + i]
+        for m in range(M):
+            um = ut[m]
+            s = 0.0
+            for i in range(rows):
+                s += um[i]
+            mass[m] += s
+        _tile_grams(zt, width, ut, rows, prod, gram)
 
 
 @_jit
 def _exp_rows(a, out):
-    """``out = exp(a)`` elementwise, with the vectorisable exp."""
-    n, m = a.shape
-    for i in range(n):
-        for j in range(m):
-            out[i, j] = _exp(a[i, j])
+    """``out = exp(a)`` elementwise, with the vectorisable exp (C-contiguous rows)."""
+    # One flat loop: a loop over a few columns per row would not vectorise.
+    flat_a = a.reshape(a.size)
+    flat_out = out.reshape(out.size)
+    for i in range(flat_a.size):
+        flat_out[i] = _exp(flat_a[i])
 
 
 @_jit
@@ -258,24 +393,28 @@ def _mix_categorical_rows(log_prior, log_proba, n_classes, out):
 
 
 @_jit
-def _softmax_columns(ZT, w, mass, targets, y_idx, n_children, want_grad, pairs_t, objective):
-    """Objective, residuals and Fisher weights of N softmax regressions on a block.
+def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_grad, pairs_t,
+                     objective):
+    """Objective, residuals and Fisher weights of N softmax regressions on a tile.
 
     Column-major: ``ZT`` holds the logits transposed, (n_nodes * b, n_rows), so
     that every loop runs over contiguous rows and vectorises, and the sums over
-    the children of a node are element-wise. ``ZT`` receives the gradient
-    residuals ``w_i (T_ij - s_i g_ij)`` when ``want_grad``; ``pairs_t`` with
-    rows receives, per node and child pair j <= k (row-major), the Fisher
-    weights ``w_i s_i (delta_jk g_ij - g_ij g_ik)``. ``mass`` with no rows means
+    the children of a node are element-wise. Its first ``n`` columns are rows
+    ``start + i`` of ``w``, ``mass``, ``targets`` and ``y_idx``. ``ZT``
+    receives the gradient residuals ``w_i (T_ij - s_i g_ij)`` when
+    ``want_grad``; ``pairs_t`` with rows receives, per node and child pair
+    1 <= j <= k (row-major; child 0's pairs follow from these, see
+    :func:`_fisher_blocks`), the Fisher weights
+    ``w_i s_i (delta_jk g_ij - g_ij g_ik)``. ``mass`` with no rows means
     1 (the root); ``targets`` with no rows means the mass sits on class
     ``y_idx``. ``objective`` accumulates per node, in row order.
     """
-    m, n = ZT.shape
+    m = ZT.shape[0]
     b = n_children
     has_mass = mass.shape[0] > 0
     has_targets = targets.shape[0] > 0
     want_pairs = pairs_t.shape[0] > 0
-    n_pairs = b * (b + 1) // 2
+    n_pairs = (b - 1) * b // 2
     top = np.empty(n)
     total = np.empty(n)
     log_total = np.empty(n)
@@ -286,12 +425,15 @@ def _softmax_columns(ZT, w, mass, targets, y_idx, n_children, want_grad, pairs_t
     g = np.empty((b, n))
     for v in range(m // b):
         base = v * b
-        top[:] = ZT[base]
+        first = ZT[base]
+        for i in range(n):
+            top[i] = first[i]
         for j in range(1, b):
             row = ZT[base + j]
             for i in range(n):
                 top[i] = max(top[i], row[i])
-        total[:] = 0.0
+        for i in range(n):
+            total[i] = 0.0
         for j in range(b):
             row = ZT[base + j]
             gj = g[j]
@@ -300,9 +442,9 @@ def _softmax_columns(ZT, w, mass, targets, y_idx, n_children, want_grad, pairs_t
                 gj[i] = _exp(row[i])
                 total[i] += gj[i]
         for i in range(n):
-            log_total[i] = math.log(total[i])
-            node_mass[i] = mass[i, v] if has_mass else 1.0
-            scaled[i] = w[i] * node_mass[i]
+            log_total[i] = _log(total[i])
+            node_mass[i] = mass[start + i, v] if has_mass else 1.0
+            scaled[i] = w[start + i] * node_mass[i]
             gain[i] = 0.0
         for j in range(b):
             row = ZT[base + j]
@@ -310,23 +452,23 @@ def _softmax_columns(ZT, w, mass, targets, y_idx, n_children, want_grad, pairs_t
             # The soft counts first (strided reads), then branch-free arithmetic.
             if has_targets:
                 for i in range(n):
-                    t[i] = targets[i, base + j]
+                    t[i] = targets[start + i, base + j]
             else:
                 for i in range(n):
-                    t[i] = node_mass[i] if y_idx[i] == j else 0.0
+                    t[i] = node_mass[i] if y_idx[start + i] == j else 0.0
             for i in range(n):
-                gain[i] += w[i] * t[i] * (row[i] - log_total[i])
+                gain[i] += w[start + i] * t[i] * (row[i] - log_total[i])
                 gj[i] /= total[i]
             if want_grad:
                 for i in range(n):
-                    row[i] = w[i] * t[i] - scaled[i] * gj[i]
+                    row[i] = w[start + i] * t[i] - scaled[i] * gj[i]
         acc = 0.0
         for i in range(n):
             acc += gain[i]
         objective[v] += acc
         if want_pairs:
             col = v * n_pairs
-            for j in range(b):
+            for j in range(1, b):
                 for k in range(j, b):
                     out = pairs_t[col]
                     gj = g[j]
@@ -338,6 +480,43 @@ def _softmax_columns(ZT, w, mass, targets, y_idx, n_children, want_grad, pairs_t
                         for i in range(n):
                             out[i] = -scaled[i] * gj[i] * gk[i]
                     col += 1
+
+
+@_jit
+def _softmax_rows(X, flat, w, mass, targets, y_idx, n_children, want_grad, want_pairs,
+                  objective, grad, fisher):
+    """Softmax-regression statistics over all rows of X, tile by tile.
+
+    Per tile: the logits ``flat x_i`` column-major, then :func:`_softmax_columns`,
+    then ``grad += residuals x^T`` and, with ``want_pairs``,
+    ``fisher[c, pair] += sum_i weight_pair,i vech(x_i x_i^T)[c]`` (all modified
+    in place). One call per group of rows: no per-block Python.
+    """
+    n, p = X.shape
+    width = flat.shape[0]
+    n_pairs = (width // n_children) * ((n_children - 1) * n_children // 2)
+    xt = np.empty((p, _TILE))
+    zt = np.empty((width, _TILE))
+    pairs_t = np.empty((n_pairs if want_pairs else 0, _TILE))
+    prod = np.empty((2, _TILE))
+    for start in range(0, n, _TILE):
+        rows = min(_TILE, n - start)
+        _transpose_rows(X, start, rows, xt)
+        for j in range(width):
+            zj = zt[j]
+            for i in range(rows):
+                zj[i] = 0.0
+            for a in range(p):
+                coef = flat[j, a]
+                xa = xt[a]
+                for i in range(rows):
+                    zj[i] += coef * xa[i]
+        _softmax_columns(zt, rows, start, w, mass, targets, y_idx, n_children, want_grad,
+                         pairs_t, objective)
+        if want_grad:
+            _tile_dots(zt, xt, rows, grad)
+        if want_pairs:
+            _tile_grams(xt, p, pairs_t, rows, prod, fisher)
 
 
 # --------------------------------------------------------------------------
@@ -438,22 +617,17 @@ def _vech_gram(X, y, weights, w=None):
     """``sum_i u_im vech(z_i z_i^T)`` per column m, and ``sum_i u_im``.
 
     ``z_i = (x_i, y_i)`` (``x_i`` alone when y has no entries) and
-    ``u = weights``, or ``weights * w[:, None]`` formed block by block.
+    ``u = weights``, or ``weights * w[:, None]`` formed tile by tile.
     """
     n, p = X.shape
     q = _n_vech(p + (y.shape[0] > 0))
     M = weights.shape[1]
+    w_ = _EMPTY_1D if w is None else w
 
     def group(start, stop):
-        blocks, rows = _blocks(start, stop, q)
-        products = np.empty((q, rows))
         gram = np.zeros((q, M))
         mass = np.zeros(M)
-        for s, e in blocks:
-            u = weights[s:e] if w is None else weights[s:e] * w[s:e, None]
-            _vech_columns(X[s:e], y[s:e], products)
-            gram += products[:, : e - s] @ u
-            mass += u.sum(axis=0)
+        _gram_rows(X[start:stop], y[start:stop], weights[start:stop], w_[start:stop], gram, mass)
         return gram, mass
 
     parts = _sum_groups(n, group)
@@ -540,32 +714,19 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     flat = coef.reshape(width, p)
     want_grad = curvature is not None
     newton = curvature == "newton"
-    n_pairs = n_nodes * b * (b + 1) // 2
+    n_pairs = n_nodes * (b - 1) * b // 2
     q = _n_vech(p)
     mass_ = _EMPTY_2D if mass is None else mass
     targets_ = _EMPTY_2D if targets is None else targets
     y_idx_ = _EMPTY_IDX if y_idx is None else y_idx
 
     def group(start, stop):
-        blocks, rows = _blocks(start, stop, 2 * width + (n_pairs + q if newton else 0))
-        logits = np.empty(width * rows)
-        pairs = np.empty(n_pairs * rows if newton else 0)
-        products = np.empty((q, rows) if newton else (0, 0))
         objective = np.zeros(n_nodes)
-        grad = np.zeros((width, p)) if want_grad else None
-        fisher = np.zeros((q, n_pairs)) if newton else None
-        for s, e in blocks:
-            # Contiguous (columns, rows) views of the flat buffers.
-            z = logits[: width * (e - s)].reshape(width, e - s)
-            pairs_t = pairs[: n_pairs * (e - s)].reshape(n_pairs if newton else 0, e - s)
-            np.dot(flat, X[s:e].T, out=z)
-            _softmax_columns(z, w[s:e], mass_[s:e], targets_[s:e], y_idx_[s:e], b, want_grad,
-                             pairs_t, objective)
-            if want_grad:
-                grad += z @ X[s:e]
-            if newton:
-                _vech_columns(X[s:e], _EMPTY_1D, products)
-                fisher += products[:, : e - s] @ pairs_t.T
+        grad = np.zeros((width, p) if want_grad else (0, 0))
+        fisher = np.zeros((q, n_pairs) if newton else (0, 0))
+        _softmax_rows(X[start:stop], flat, w[start:stop], mass_[start:stop],
+                      targets_[start:stop], y_idx_[start:stop], b, want_grad, newton,
+                      objective, grad, fisher)
         return objective, grad, fisher
 
     parts = _map_groups(n, group)
@@ -586,13 +747,36 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
         ws = np.broadcast_to(w[:, None], (n, n_nodes)) if mass is None else mass * w[:, None]
         return objective, grad, weighted_grams(X, np.ascontiguousarray(ws))
     fisher = _unvech(np.zeros((n_pairs, q)) if fisher is None else fisher.T, p)
-    curv = np.empty((n_nodes, b * p, b * p))
-    for v in range(n_nodes):
-        for pair, (j, k) in enumerate(zip(*np.triu_indices(b))):
-            block = fisher[v * (n_pairs // n_nodes) + pair]
-            curv[v, j * p:(j + 1) * p, k * p:(k + 1) * p] = block
-            curv[v, k * p:(k + 1) * p, j * p:(j + 1) * p] = block
-    return objective, grad, curv
+    return objective, grad, _fisher_blocks(fisher.reshape(n_nodes, -1, p, p), b)
+
+
+def _fisher_blocks(pairs, b):
+    """The nodes' full Fisher information from its blocks between children 1..b-1.
+
+    The weights ``delta_jk g_j - g_j g_k`` of child j sum to 0 over k (the
+    probabilities sum to 1), so child 0's blocks are sums of the others:
+    ``F_j0 = -sum_{k>=1} F_jk`` and ``F_00 = sum_{j,k>=1} F_jk``. Computing
+    only the others saves ``2b - 1`` of the ``b(b+1)/2`` weighted Grams.
+
+    Parameters
+    ----------
+    pairs : ndarray of shape (n_nodes, (b-1) b / 2, p, p)
+        ``F_jk`` for ``1 <= j <= k < b``, row-major.
+    b : int
+
+    Returns
+    -------
+    curv : ndarray of shape (n_nodes, b p, b p)
+    """
+    n_nodes, _, p, _ = pairs.shape
+    blocks = np.empty((n_nodes, b, b, p, p))
+    upper, lower = np.triu_indices(b - 1)
+    blocks[:, upper + 1, lower + 1] = pairs
+    blocks[:, lower + 1, upper + 1] = pairs
+    blocks[:, 1:, 0] = -blocks[:, 1:, 1:].sum(axis=2)
+    blocks[:, 0, 1:] = blocks[:, 1:, 0]
+    blocks[:, 0, 0] = -blocks[:, 1:, 0].sum(axis=1)
+    return blocks.transpose(0, 1, 3, 2, 4).reshape(n_nodes, b * p, b * p)
 
 
 def mix(log_weight, values, out):
