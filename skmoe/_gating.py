@@ -15,10 +15,9 @@ only), so EM's log-likelihood never decreases:
 """
 
 import numpy as np
-from scipy import linalg
 
 from ._config import NEWTON_MAX_COEFS
-from ._linalg import solve_psd
+from ._linalg import cho_solve, cholesky, solve_psd
 
 _MAX_HALVINGS = 40
 
@@ -63,16 +62,13 @@ class RootBound:
         self._systems = {}
 
     def system(self, n_children, reg_diag):
-        """``(A, cho_factor(A) or None)`` for ``A = kron(shape_b, gram) + diag(reg_diag)``."""
+        """``(A, cholesky(A) or None)`` for ``A = kron(shape_b, gram) + diag(reg_diag)``."""
         key = (n_children, reg_diag.tobytes())
         if key not in self._systems:
             shape = 0.5 * (np.eye(n_children - 1) - 1.0 / n_children)
             A = np.kron(shape, self.gram[0])
             A[np.diag_indices_from(A)] += reg_diag
-            try:
-                factor = linalg.cho_factor(A, check_finite=False)
-            except linalg.LinAlgError:
-                factor = None  # solve_psd adds jitter
+            factor = cholesky(A)  # None: solve_psd adds jitter
             self._systems[key] = (A, factor)
         return self._systems[key]
 
@@ -130,8 +126,7 @@ def softmax_m_step(
             if root is not None:
                 # The same numbers as solve_psd(A, rhs), without refactorising A.
                 A, factor = root
-                x = None if factor is None else linalg.cho_solve(factor, rhs,
-                                                                  check_finite=False)
+                x = None if factor is None else cho_solve(factor, rhs)
                 if x is None or not np.all(np.isfinite(x)):
                     x = solve_psd(A, rhs)
                 delta[v, 1:] = x.reshape(b - 1, p)

@@ -360,12 +360,20 @@ def _gram_rows(X, y, weights, w, gram, mass):
 
 @_jit
 def _exp_rows(a, out):
-    """``out = exp(a)`` elementwise, with the vectorisable exp (C-contiguous rows)."""
-    # One flat loop: a loop over a few columns per row would not vectorise.
-    flat_a = a.reshape(a.size)
+    """``out = exp(a)`` elementwise, with the vectorisable exp (C-contiguous rows).
+
+    One flat loop: a loop over a few columns per row would not vectorise. In
+    place it reads and writes one array: ``out[i] = exp(a[i])`` with ``a`` and
+    ``out`` overlapping fails LLVM's overlap check and runs the scalar loop.
+    """
     flat_out = out.reshape(out.size)
-    for i in range(flat_a.size):
-        flat_out[i] = _exp(flat_a[i])
+    if a.ctypes.data == out.ctypes.data:
+        for i in range(flat_out.size):
+            flat_out[i] = _exp(flat_out[i])
+    else:
+        flat_a = a.reshape(a.size)
+        for i in range(flat_a.size):
+            flat_out[i] = _exp(flat_a[i])
 
 
 @_jit
