@@ -18,7 +18,6 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.special import logsumexp, xlogy
 from sklearn.base import BaseEstimator, _fit_context, is_regressor
-from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -29,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from ._em import Model, Problem, initialize, run_em
 from ._experts import _MIN_MASS_SHARE
 from ._kernels import get_backend
+from ._kernels._design import standardised_design, weighted_scaling
 from ._tree import GatingTree
 
 # ``branching`` is checked element-wise in fit (see ``_gating_tree``).
@@ -42,51 +42,17 @@ _INIT_SOFTENING = 0.5
 # points k-means takes 126 steps to converge, a third of the fit's time).
 _KMEANS_MAX_ITER = 30
 
+# Rows k-means is fitted on at most (a random subset beyond), and rows per block
+# when every row then goes to its nearest centre.
+_KMEANS_MAX_SAMPLES = 100_000
+_NEAREST_BLOCK_ROWS = 8192
+
 
 # Standardised values (inputs, and targets of regressors) are saturated at this
 # magnitude: beyond it every product and square in the kernels would risk overflow
 # (inf, then NaN in log-sum-exp). It is 1e100 training standard deviations away
 # from the training mean, so only extreme extrapolation is affected.
 _MAX_STANDARDISED = 1e100
-
-
-def _weighted_scaling(X, w):
-    """Weighted column means and standard deviations (1 for constant columns).
-
-    Only rows of positive weight count. Each column is first divided by its
-    largest absolute value there, so that neither the weighted sum nor the
-    squared deviations overflow (values near 1e308) or underflow (near 1e-300).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-    w : ndarray of shape (n_samples,)
-        Non-negative weights, at least one positive.
-
-    Returns
-    -------
-    mean, scale : ndarray of shape (n_features,)
-    """
-    positive = w > 0
-    if not positive.all():
-        X, w = X[positive], w[positive]
-    high, low = X.max(axis=0), X.min(axis=0)
-    max_abs = np.maximum(high, -low)
-    max_abs[max_abs == 0] = 1.0
-    # One temporary the size of X, as (X - mean) ** 2 needed before.
-    unit = X / max_abs
-    total = float(w.sum())
-    unit_mean = (w @ unit) / total
-    unit -= unit_mean
-    np.square(unit, out=unit)
-    unit_var = (w @ unit) / total
-    mean = unit_mean * max_abs
-    scale = np.sqrt(unit_var) * max_abs
-    constant = high == low
-    # A constant column becomes exactly 0: the ridge then pins its coefficient.
-    mean[constant] = X[0, constant]
-    scale[constant | ~(scale > 0) | ~np.isfinite(scale)] = 1.0
-    return mean, scale
 
 
 def _standardise(values, mean, scale, bound=_MAX_STANDARDISED, out=None):
@@ -164,8 +130,8 @@ def _check_total_weight(sample_weight):
         )
 
 
-def _collapsed_experts(model, params, problem):
-    """Experts whose responsibility at ``params`` is below the M-step's mass floor.
+def _collapsed_experts(mass):
+    """Experts whose responsibility ``mass`` is below the M-step's mass floor.
 
     These are the experts the M-step no longer re-estimates (``_experts``), so
     their parameters are stale; the estimator prunes them from its predictions.
@@ -175,18 +141,12 @@ def _collapsed_experts(model, params, problem):
     collapsed : ndarray of shape (n_collapsed,), dtype intp
         Leaf indices, increasing.
     """
-    _, log_resp = model.e_step(params, problem)
-    kernels = model.kernels  # on the device that holds the problem: only K numbers come back
-    mass = kernels.weighted_sums(kernels.exp(log_resp, log_resp), problem.weight)
     return np.flatnonzero(mass <= _MIN_MASS_SHARE * float(mass.sum()))
 
 
 def _make_design(X, idx, mean, scale, bound=_MAX_STANDARDISED):
     """Standardised columns ``idx`` of X after an intercept column."""
-    out = np.empty((X.shape[0], idx.size + 1))
-    out[:, 0] = 1.0
-    _standardise(X[:, idx], mean[idx], scale[idx], bound, out=out[:, 1:])
-    return out
+    return standardised_design(X, idx, mean[idx], scale[idx], bound)
 
 
 def _make_designs(X, gate_idx, expert_idx, mean, scale, bound=_MAX_STANDARDISED):
@@ -195,6 +155,20 @@ def _make_designs(X, gate_idx, expert_idx, mean, scale, bound=_MAX_STANDARDISED)
     if np.array_equal(gate_idx, expert_idx):
         return X_gate, X_gate
     return X_gate, _make_design(X, expert_idx, mean, scale, bound)
+
+
+def _nearest_centres(X_std, target, centres):
+    """Index of the nearest centre in (X, target) space of every row, in row blocks.
+
+    ``target`` holds the target columns k-means sees (``_kmeans_target``).
+    """
+    labels = np.empty(X_std.shape[0], dtype=np.intp)
+    half_sq_norm = 0.5 * (centres**2).sum(axis=1)
+    for start in range(0, X_std.shape[0], _NEAREST_BLOCK_ROWS):
+        rows = slice(start, start + _NEAREST_BLOCK_ROWS)
+        Z = np.hstack([X_std[rows], target[rows]])
+        labels[rows] = np.argmin(half_sq_norm - Z @ centres.T, axis=1)
+    return labels
 
 
 def _run_start(estimator, attributes, problem, X_std, seed, params):
@@ -207,6 +181,8 @@ def _run_start(estimator, attributes, problem, X_std, seed, params):
     Returns
     -------
     params, objectives, converged, n_iter
+    mass : ndarray of shape (n_leaves,)
+        Total responsibility of each expert at ``params``.
     """
     with threadpool_limits(limits=1, user_api="blas"):
         model = estimator._model(attributes)
@@ -215,16 +191,19 @@ def _run_start(estimator, attributes, problem, X_std, seed, params):
                                            np.random.RandomState(seed))
             params = initialize(model, problem, resp)
         if estimator.max_iter == 0:
-            ll, _ = model.e_step(params, problem)
+            ll, log_resp = model.e_step(params, problem)
             run = (params, [ll - model.objective_penalty(params)], False, 0)
         else:
-            run = run_em(model, problem, params, max_iter=estimator.max_iter,
-                         tol=estimator.tol, verbose=estimator.verbose,
-                         verbose_interval=estimator.verbose_interval)[:4]
+            *run, log_resp = run_em(model, problem, params, max_iter=estimator.max_iter,
+                                    tol=estimator.tol, verbose=estimator.verbose,
+                                    verbose_interval=estimator.verbose_interval)
+        # On the device that holds the problem: only K numbers come back.
+        kernels = model.kernels
+        mass = kernels.weighted_sums(kernels.exp(log_resp, log_resp), problem.weight)
     if estimator.verbose:
         print(f"Initialization done: penalised log-likelihood {run[1][-1]:.8g}, "
               f"{run[3]} iterations, converged={run[2]}")
-    return run
+    return (*run, mass)
 
 
 class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
@@ -386,42 +365,60 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n = problem.weight.shape[0]
         K = self._gating_tree().n_leaves
         if self.init_params == "random":
-            resp = random_state.uniform(size=(n, K))
-            return resp / resp.sum(axis=1, keepdims=True)
+            # NumPy's Generator: RandomState draws a uniform about four times slower,
+            # which at n K = 1.6e8 took seconds.
+            rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+            resp = rng.random((n, K))
+            resp /= resp.sum(axis=1, keepdims=True)
+            return resp
         if self.init_params == "tree":
             labels = self._tree_labels(X_std, problem, K, random_state)
         elif self.init_params == "kmeans":
-            Z = np.hstack([X_std, self._kmeans_target(problem.target)])
-            seed = random_state.randint(np.iinfo(np.int32).max)
-            # Rows of zero weight take no part (k-means' tolerance grows with the
-            # unweighted variance, so far-away ones would stop it early); they go to
-            # the nearest centre, so a zero weight is the same as a removed row.
-            positive = problem.weight > 0
-            every = bool(positive.all())
-            # One thread: k-means' OpenMP threads wait on each other at every Lloyd
-            # step, which costs more than it saves at these sizes (and much more on
-            # a busy machine).
-            with warnings.catch_warnings(), threadpool_limits(limits=1):
-                # Fewer distinct points than experts: k-means says so, and EM copes.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                kmeans = KMeans(n_clusters=K, n_init=1, max_iter=_KMEANS_MAX_ITER,
-                                random_state=seed).fit(
-                    Z if every else Z[positive], sample_weight=problem.weight[positive]
-                )
-            labels = np.empty(n, dtype=np.intp)
-            labels[positive] = kmeans.labels_
-            if not every:
-                labels[~positive] = kmeans.predict(Z[~positive])
+            labels = self._kmeans_labels(X_std, problem, K, random_state)
         else:
-            Z = np.hstack([X_std, self._kmeans_target(problem.target)])
             positive = np.flatnonzero(problem.weight > 0)
-            centres = Z[random_state.choice(positive, K, replace=positive.size < K)]
-            sq_dist = (centres**2).sum(axis=1) - 2.0 * Z @ centres.T
-            labels = np.argmin(sq_dist, axis=1)
+            centres = random_state.choice(positive, K, replace=positive.size < K)
+            target = self._kmeans_target(problem.target)
+            labels = _nearest_centres(X_std, target,
+                                      np.hstack([X_std[centres], target[centres]]))
         # A hard partition, softened: EM can still move samples between experts.
         resp = np.full((n, K), _INIT_SOFTENING / K)
         resp[np.arange(n), labels] += 1.0 - _INIT_SOFTENING
         return resp
+
+    def _kmeans_labels(self, X_std, problem, n_clusters, random_state):
+        """Clusters of k-means on (X, y), fitted on at most ``_KMEANS_MAX_SAMPLES`` rows.
+
+        Rows of zero weight take no part (k-means' tolerance grows with the
+        unweighted variance, so far-away ones would stop it early); they, and
+        the rows left out of a subsample, go to the nearest centre. A zero
+        weight is therefore the same as a removed row.
+        """
+        from sklearn.cluster import KMeans  # 0.17 s at import, for this start alone
+
+        seed = random_state.randint(np.iinfo(np.int32).max)
+        positive = np.flatnonzero(problem.weight > 0)
+        # The centres of k-means move little past tens of thousands of rows, and
+        # EM moves the samples between experts anyway; on all of 1e7 rows the
+        # start took longer than ten EM iterations on a GPU.
+        sample = positive
+        if positive.size > _KMEANS_MAX_SAMPLES:
+            sample = np.sort(random_state.choice(positive, _KMEANS_MAX_SAMPLES, replace=False))
+        target = self._kmeans_target(problem.target)
+        Z = np.hstack([X_std[sample], target[sample]])
+        # One thread: k-means' OpenMP threads wait on each other at every Lloyd
+        # step, which costs more than it saves at these sizes (and much more on
+        # a busy machine).
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            # Fewer distinct points than experts: k-means says so, and EM copes.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            kmeans = KMeans(n_clusters=n_clusters, n_init=1, max_iter=_KMEANS_MAX_ITER,
+                            random_state=seed).fit(Z, sample_weight=problem.weight[sample])
+        if sample.size == X_std.shape[0]:
+            return kmeans.labels_
+        labels = _nearest_centres(X_std, target, kmeans.cluster_centers_)
+        labels[sample] = kmeans.labels_
+        return labels
 
     def _tree_labels(self, X_std, problem, n_leaves, random_state):
         """Leaves from a CART tree of the same depth (divide and conquer).
@@ -513,14 +510,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         for run in runs:  # the first of equal starts wins, whatever the order they finished in
             if best is None or run[1][-1] > best[1][-1]:
                 best = run
-        params, objectives, converged, n_iter = best
+        params, objectives, converged, n_iter, mass = best
         if not converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter or tol.",
                 ConvergenceWarning,
             )
-        collapsed = _collapsed_experts(model, params, problem)
+        collapsed = _collapsed_experts(mass)
         if collapsed.size:
             warnings.warn(
                 f"Experts {collapsed.tolist()} lost all responsibility (less than "
@@ -546,7 +543,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _fit_state(self, X, y, sample_weight, do_init):
         """Everything fit derives from the data, without touching the estimator."""
         if do_init:
-            x_mean, x_scale = _weighted_scaling(X, sample_weight)
+            x_mean, x_scale = weighted_scaling(X, sample_weight)
             attributes = {
                 "_x_mean": x_mean,
                 "_x_scale": x_scale,
@@ -567,8 +564,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 X_std = design[:, 1:]
                 break
         else:
-            X_std = (_standardise(X, attributes["_x_mean"], attributes["_x_scale"])
-                     if do_init else None)
+            X_std = (_make_design(X, every_column, attributes["_x_mean"],
+                                  attributes["_x_scale"])[:, 1:] if do_init else None)
         return {"designs": designs, "target": target, "X_std": X_std,
                 "attributes": {**attributes, **target_attributes}}
 

@@ -8,8 +8,9 @@ from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
-from ._base import BaseMixtureOfExperts, _standardise, _weighted_scaling, branching_constraint
+from ._base import BaseMixtureOfExperts, _standardise, branching_constraint
 from ._experts import GaussianExperts
+from ._kernels._design import weighted_scaling
 
 
 class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -28,7 +29,7 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 "For class labels use a MixtureOfExpertsClassifier."
             )
         if reset:
-            mean, scale = _weighted_scaling(y[:, None].astype(np.float64), sample_weight)
+            mean, scale = weighted_scaling(y[:, None].astype(np.float64), sample_weight)
             attributes = {"_y_mean": float(mean[0]), "_y_scale": float(scale[0])}
         else:
             attributes = {"_y_mean": self._y_mean, "_y_scale": self._y_scale}

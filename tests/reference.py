@@ -115,3 +115,45 @@ def gaussian_moe_em_step(X, y, w, gate_coef, expert_coef, expert_var):
     new_gate = gate_coef.copy()
     new_gate[1:] += step.reshape(K - 1, p)
     return ll, new_gate, new_coef, new_var
+
+
+def weighted_scaling(X, w):
+    """Weighted column means and standard deviations over rows of positive weight.
+
+    Columns are divided by their largest magnitude first (so that extreme
+    values neither overflow nor underflow); constant columns get the mean of
+    their value and a scale of 1.
+    """
+    X, w = X[w > 0], w[w > 0]
+    max_abs = np.abs(X).max(axis=0)
+    max_abs[max_abs == 0] = 1.0
+    unit = X / max_abs
+    unit_mean = np.average(unit, axis=0, weights=w)
+    unit_var = np.average((unit - unit_mean) ** 2, axis=0, weights=w)
+    mean, scale = unit_mean * max_abs, np.sqrt(unit_var) * max_abs
+    constant = np.ptp(X, axis=0) == 0
+    mean[constant] = X[0, constant]
+    scale[constant | ~(scale > 0) | ~np.isfinite(scale)] = 1.0
+    return mean, scale
+
+
+def standardised_design(X, idx, mean, scale, bound):
+    """An intercept column, then ``(X[:, idx] - mean) / scale`` clipped to ``+-bound``.
+
+    In exact arithmetic by way of ``fractions`` when the float difference
+    overflows, so that no overflow rule is shared with the kernel.
+    """
+    from fractions import Fraction
+
+    out = np.empty((X.shape[0], idx.size + 1))
+    out[:, 0] = 1.0
+    for i in range(X.shape[0]):
+        for j, column in enumerate(idx):
+            with np.errstate(over="ignore"):
+                value = (X[i, column] - mean[j]) / scale[j]
+            if not np.isfinite(value):
+                exact = (Fraction(X[i, column]) - Fraction(mean[j])) / Fraction(scale[j])
+                value = bound if exact > 0 else -bound
+                value = float(exact) if abs(exact) <= bound else value
+            out[i, j + 1] = min(max(value, -bound), bound)
+    return out

@@ -1,0 +1,132 @@
+"""The host-side preparation of a fit: column scaling, designs, the k-means start."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, _base, _config
+from skmoe._kernels._design import standardised_design, weighted_scaling
+
+from . import reference
+
+
+@pytest.fixture(params=["one group", "many groups on the pool"])
+def grouping(request, monkeypatch):
+    if request.param != "one group":
+        monkeypatch.setattr(_config, "CHUNK_SIZE", 5)
+        monkeypatch.setattr(_config, "GROUP_CHUNKS", 2)
+        monkeypatch.setattr(_config, "PARALLEL_MIN_GROUPS", 2)
+    return request.param
+
+
+def _columns_of_every_kind(rng, n):
+    return np.column_stack([
+        rng.normal(size=n),
+        1e300 * rng.uniform(-1, 1, size=n),
+        1e-300 * rng.normal(size=n),
+        np.full(n, 3.5),  # constant
+        5e307 + 1e306 * rng.uniform(size=n),
+        rng.integers(0, 2, size=n).astype(float),
+    ])
+
+
+def test_weighted_scaling_matches_the_numpy_oracle(grouping):
+    rng = np.random.default_rng(0)
+    X = _columns_of_every_kind(rng, 203)
+    w = rng.uniform(size=203)
+    w[::7] = 0.0
+    X[::7, 0] = 1e200  # rows of zero weight count in no statistic
+    mean, scale = weighted_scaling(X, w)
+    expected_mean, expected_scale = reference.weighted_scaling(X, w)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(scale, expected_scale, rtol=1e-12, atol=0)
+    assert mean[3] == 3.5 and scale[3] == 1.0
+
+
+def test_weighted_scaling_does_not_depend_on_the_grouping(monkeypatch):
+    rng = np.random.default_rng(1)
+    X, w = rng.normal(size=(500, 4)), rng.uniform(size=500)
+    serial = weighted_scaling(X, w)
+    monkeypatch.setattr(_config, "CHUNK_SIZE", 5)
+    monkeypatch.setattr(_config, "GROUP_CHUNKS", 2)
+    pooled_one = weighted_scaling(X, w)
+    monkeypatch.setattr(_config, "PARALLEL_MIN_GROUPS", 2)
+    pooled_two = weighted_scaling(X, w)
+    np.testing.assert_allclose(serial, pooled_one, rtol=1e-14)
+    # The same groups summed in the same order, on one thread or on the pool.
+    np.testing.assert_array_equal(pooled_one, pooled_two)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_design_matches_the_numpy_oracle(grouping, order):
+    rng = np.random.default_rng(2)
+    X = np.asarray(_columns_of_every_kind(rng, 97), order=order)
+    X[0, 4], X[1, 4] = -1.7e308, 1.7e308  # differences that overflow
+    idx = np.array([4, 0, 2, 1])  # a subset, out of order
+    mean = np.array([1e308, 0.5, 0.0, -2.0])
+    scale = np.array([1e-10, 2.0, 1e-310, 1e300])
+    design = standardised_design(X, idx, mean, scale, 1e100)
+    expected = reference.standardised_design(X, idx, mean, scale, 1e100)
+    np.testing.assert_array_equal(design[:, 0], 1.0)
+    np.testing.assert_allclose(design, expected, rtol=1e-15, atol=0)
+    assert np.all(np.abs(design) <= 1e100)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(2, 30), st.integers(1, 4)),
+              elements=st.floats(-1e308, 1e308)))
+def test_scaling_then_design_is_finite_for_any_finite_data(X):
+    w = np.ones(X.shape[0])
+    mean, scale = weighted_scaling(X, w)
+    assert np.all(np.isfinite(mean)) and np.all(scale > 0) and np.all(np.isfinite(scale))
+    design = standardised_design(X, np.arange(X.shape[1]), mean, scale, 1e100)
+    assert np.all(np.isfinite(design))
+    np.testing.assert_allclose(
+        design, reference.standardised_design(X, np.arange(X.shape[1]), mean, scale, 1e100),
+        rtol=1e-14, atol=1e-300)
+
+
+def _two_regimes(n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    y = np.where(X[:, 0] > 0, 2.0 * X[:, 1], -X[:, 1]) + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+def test_kmeans_on_a_subsample_labels_every_row_by_its_nearest_centre(monkeypatch):
+    monkeypatch.setattr(_base, "_KMEANS_MAX_SAMPLES", 60)
+    X, y = _two_regimes(300)
+    estimator = MixtureOfExpertsRegressor(3, random_state=0)
+    problem = _base.Problem(np.ones((300, 1)), np.ones((300, 1)), (y - y.mean()) / y.std(),
+                            np.ones(300))
+    X_std = (X - X.mean(axis=0)) / X.std(axis=0)
+    seen = {}
+    real_kmeans = __import__("sklearn.cluster", fromlist=["KMeans"]).KMeans
+
+    class Recording(real_kmeans):
+        def fit(self, Z, y=None, sample_weight=None):
+            seen["rows"] = Z.shape[0]
+            seen["kmeans"] = super().fit(Z, sample_weight=sample_weight)
+            return seen["kmeans"]
+
+    monkeypatch.setattr("sklearn.cluster.KMeans", Recording)
+    labels = estimator._kmeans_labels(X_std, problem, 3, np.random.RandomState(0))
+    assert seen["rows"] == 60
+    centres = seen["kmeans"].cluster_centers_
+    Z = np.column_stack([X_std, problem.target])
+    nearest = np.argmin(((Z[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+    np.testing.assert_array_equal(labels, nearest)
+
+
+@pytest.mark.parametrize("Estimator", [MixtureOfExpertsRegressor, MixtureOfExpertsClassifier])
+def test_fit_from_a_subsampled_kmeans_start(monkeypatch, Estimator):
+    monkeypatch.setattr(_base, "_KMEANS_MAX_SAMPLES", 80)
+    X, y = _two_regimes(600)
+    if Estimator is MixtureOfExpertsClassifier:
+        y = (y > 0).astype(int) + (y > 1.5)
+    first = Estimator(2, random_state=0).fit(X, y)
+    again = Estimator(2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(first.predict(X), again.predict(X))
+    assert first.score(X, y) > (0.95 if Estimator is MixtureOfExpertsRegressor else 0.8)
