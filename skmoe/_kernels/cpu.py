@@ -402,7 +402,7 @@ def _mix_categorical_rows(log_prior, log_proba, n_classes, out):
 
 @_jit
 def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_grad, pairs_t,
-                     objective):
+                     objective, scratch):
     """Objective, residuals and Fisher weights of N softmax regressions on a tile.
 
     Column-major: ``ZT`` holds the logits transposed, (n_nodes * b, n_rows), so
@@ -415,7 +415,8 @@ def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_gra
     :func:`_fisher_blocks`), the Fisher weights
     ``w_i s_i (delta_jk g_ij - g_ij g_ik)``. ``mass`` with no rows means
     1 (the root); ``targets`` with no rows means the mass sits on class
-    ``y_idx``. ``objective`` accumulates per node, in row order.
+    ``y_idx``. ``objective`` accumulates per node, in row order. ``scratch``,
+    (7 + b, tile), holds the per-row temporaries (allocated once per group).
     """
     m = ZT.shape[0]
     b = n_children
@@ -423,14 +424,8 @@ def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_gra
     has_targets = targets.shape[0] > 0
     want_pairs = pairs_t.shape[0] > 0
     n_pairs = (b - 1) * b // 2
-    top = np.empty(n)
-    total = np.empty(n)
-    log_total = np.empty(n)
-    scaled = np.empty(n)
-    node_mass = np.empty(n)
-    t = np.empty(n)
-    gain = np.empty(n)
-    g = np.empty((b, n))
+    top, total, log_total, scaled = scratch[0], scratch[1], scratch[2], scratch[3]
+    node_mass, t, gain, g = scratch[4], scratch[5], scratch[6], scratch[7:7 + b]
     for v in range(m // b):
         base = v * b
         first = ZT[base]
@@ -451,7 +446,15 @@ def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_gra
                 total[i] += gj[i]
         for i in range(n):
             log_total[i] = _log(total[i])
-            node_mass[i] = mass[start + i, v] if has_mass else 1.0
+        # Branches outside the loops: a select between a load and a constant
+        # inside one keeps it (and the log with it) from vectorising.
+        if has_mass:
+            for i in range(n):
+                node_mass[i] = mass[start + i, v]
+        else:
+            for i in range(n):
+                node_mass[i] = 1.0
+        for i in range(n):
             scaled[i] = w[start + i] * node_mass[i]
             gain[i] = 0.0
         for j in range(b):
@@ -507,6 +510,7 @@ def _softmax_rows(X, flat, w, mass, targets, y_idx, n_children, want_grad, want_
     zt = np.empty((width, _TILE))
     pairs_t = np.empty((n_pairs if want_pairs else 0, _TILE))
     prod = np.empty((2, _TILE))
+    scratch = np.empty((7 + n_children, _TILE))
     for start in range(0, n, _TILE):
         rows = min(_TILE, n - start)
         _transpose_rows(X, start, rows, xt)
@@ -520,7 +524,7 @@ def _softmax_rows(X, flat, w, mass, targets, y_idx, n_children, want_grad, want_
                 for i in range(rows):
                     zj[i] += coef * xa[i]
         _softmax_columns(zt, rows, start, w, mass, targets, y_idx, n_children, want_grad,
-                         pairs_t, objective)
+                         pairs_t, objective, scratch)
         if want_grad:
             _tile_dots(zt, xt, rows, grad)
         if want_pairs:
