@@ -18,6 +18,7 @@ column per statistic) times the block's row-wise upper-triangular products
 statistics from one pass over X, and needs no (n, K, p) temporary.
 """
 
+import functools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -112,13 +113,18 @@ def _n_vech(p):
     return p * (p + 1) // 2
 
 
+@functools.lru_cache(maxsize=64)
+def _vech_index(p):
+    """(p, p) positions of ``(a, b)`` in the row-major upper triangle (``vech``)."""
+    index = np.empty((p, p), dtype=np.int64)
+    upper, lower = np.triu_indices(p)
+    index[upper, lower] = index[lower, upper] = np.arange(upper.size)
+    return index
+
+
 def _unvech(vech, p):
     """Symmetric (..., p, p) matrices from their upper triangles in row-major order."""
-    upper, lower = np.triu_indices(p)
-    full = np.empty(vech.shape[:-1] + (p, p))
-    full[..., upper, lower] = vech
-    full[..., lower, upper] = vech
-    return full
+    return vech[..., _vech_index(p)]
 
 
 # --------------------------------------------------------------------------
@@ -688,8 +694,8 @@ def wls_stats(X, y, resp, w):
     p = X.shape[1]
     # The Gram of z = (x, y) holds X^T X, X^T y and y^T y at once.
     vech, mass = _vech_gram(X, y, resp, w)
-    full = _unvech(vech, p + 1)
-    return full[:, :p, :p].copy(), full[:, :p, p].copy(), full[:, p, p].copy(), mass
+    index = _vech_index(p + 1)
+    return vech[:, index[:p, :p]], vech[:, index[:p, p]], vech[:, index[p, p]], mass
 
 
 def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
@@ -758,37 +764,58 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     if curvature == "bohning":
         ws = np.broadcast_to(w[:, None], (n, n_nodes)) if mass is None else mass * w[:, None]
         return objective, grad, weighted_grams(X, np.ascontiguousarray(ws))
-    fisher = _unvech(np.zeros((n_pairs, q)) if fisher is None else fisher.T, p)
-    return objective, grad, _fisher_blocks(fisher.reshape(n_nodes, -1, p, p), b)
+    fisher = np.zeros((n_pairs, q)) if fisher is None else fisher.T
+    return objective, grad, _fisher_blocks(fisher.reshape(n_nodes, -1, q), b, p)
 
 
-def _fisher_blocks(pairs, b):
+def _fisher_blocks(pairs, b, p):
     """The nodes' full Fisher information from its blocks between children 1..b-1.
 
     The weights ``delta_jk g_j - g_j g_k`` of child j sum to 0 over k (the
     probabilities sum to 1), so child 0's blocks are sums of the others:
     ``F_j0 = -sum_{k>=1} F_jk`` and ``F_00 = sum_{j,k>=1} F_jk``. Computing
-    only the others saves ``2b - 1`` of the ``b(b+1)/2`` weighted Grams.
+    only the others saves ``b`` of the ``b(b+1)/2`` weighted Grams.
 
     Parameters
     ----------
-    pairs : ndarray of shape (n_nodes, (b-1) b / 2, p, p)
-        ``F_jk`` for ``1 <= j <= k < b``, row-major.
-    b : int
+    pairs : ndarray of shape (n_nodes, (b-1) b / 2, p (p+1) / 2)
+        ``vech(F_jk)`` for ``1 <= j <= k < b``, row-major.
+    b, p : int
 
     Returns
     -------
     curv : ndarray of shape (n_nodes, b p, b p)
     """
-    n_nodes, _, p, _ = pairs.shape
-    blocks = np.empty((n_nodes, b, b, p, p))
-    upper, lower = np.triu_indices(b - 1)
-    blocks[:, upper + 1, lower + 1] = pairs
-    blocks[:, lower + 1, upper + 1] = pairs
-    blocks[:, 1:, 0] = -blocks[:, 1:, 1:].sum(axis=2)
-    blocks[:, 0, 1:] = blocks[:, 1:, 0]
-    blocks[:, 0, 0] = -blocks[:, 1:, 0].sum(axis=1)
-    return blocks.transpose(0, 1, 3, 2, 4).reshape(n_nodes, b * p, b * p)
+    combine, index = _fisher_layout(b, p)
+    full = np.matmul(combine, pairs)  # vech(F_jk) for all 0 <= j <= k < b
+    return full.reshape(pairs.shape[0], -1)[:, index]
+
+
+@functools.lru_cache(maxsize=64)
+def _fisher_layout(b, p):
+    """How :func:`_fisher_blocks` assembles the Fisher information of b children.
+
+    Returns
+    -------
+    combine : ndarray of shape (b (b+1) / 2, (b-1) b / 2)
+        ``vech(F_jk)`` for all ``j <= k`` as signed sums of those with ``j >= 1``.
+    index : ndarray of shape (b p, b p)
+        Position of each entry of the (b p, b p) matrix in the stacked
+        ``vech(F_jk)``, all ``j <= k`` (row-major), each of ``p (p+1) / 2``.
+    """
+    pair = _vech_index(b)  # child pair (j, k) -> its position among all pairs
+    free = _vech_index(b - 1) if b > 1 else np.zeros((0, 0), dtype=np.int64)
+    combine = np.zeros((b * (b + 1) // 2, (b - 1) * b // 2))
+    for j in range(1, b):
+        for k in range(j, b):
+            combine[pair[j, k], free[j - 1, k - 1]] = 1.0
+        for k in range(1, b):
+            combine[pair[0, j], free[j - 1, k - 1]] -= 1.0
+            combine[pair[0, 0], free[j - 1, k - 1]] += 1.0
+    q = p * (p + 1) // 2
+    block = pair[np.arange(b * p)[:, None] // p, np.arange(b * p)[None, :] // p]
+    entry = _vech_index(p)[np.arange(b * p)[:, None] % p, np.arange(b * p)[None, :] % p]
+    return combine, block * q + entry
 
 
 def mix(log_weight, values, out):
