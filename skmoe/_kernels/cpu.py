@@ -429,6 +429,7 @@ def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_gra
     has_mass = mass.shape[0] > 0
     has_targets = targets.shape[0] > 0
     want_pairs = pairs_t.shape[0] > 0
+    want_probs = want_grad or want_pairs
     n_pairs = (b - 1) * b // 2
     top, total, log_total, scaled = scratch[0], scratch[1], scratch[2], scratch[3]
     node_mass, t, gain, g = scratch[4], scratch[5], scratch[6], scratch[7:7 + b]
@@ -453,15 +454,18 @@ def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_gra
         for i in range(n):
             log_total[i] = _log(total[i])
         # Branches outside the loops: a select between a load and a constant
-        # inside one keeps it (and the log with it) from vectorising.
+        # inside one keeps it (and the log with it) from vectorising. The
+        # objective alone needs neither the probabilities nor the mass.
         if has_mass:
             for i in range(n):
                 node_mass[i] = mass[start + i, v]
         else:
             for i in range(n):
                 node_mass[i] = 1.0
+        if want_probs:
+            for i in range(n):
+                scaled[i] = w[start + i] * node_mass[i]
         for i in range(n):
-            scaled[i] = w[start + i] * node_mass[i]
             gain[i] = 0.0
         for j in range(b):
             row = ZT[base + j]
@@ -475,7 +479,9 @@ def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_gra
                     t[i] = node_mass[i] if y_idx[start + i] == j else 0.0
             for i in range(n):
                 gain[i] += w[start + i] * t[i] * (row[i] - log_total[i])
-                gj[i] /= total[i]
+            if want_probs:
+                for i in range(n):
+                    gj[i] /= total[i]
             if want_grad:
                 for i in range(n):
                     row[i] = w[start + i] * t[i] - scaled[i] * gj[i]
