@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 from sklearn.utils.validation import validate_data
+from threadpoolctl import threadpool_limits
 
 from skmoe import MixtureOfExpertsRegressor
 
@@ -60,8 +61,9 @@ def main(argv=None):
         starts = {}
         for init in ("random", "kmeans"):
             estimator.set_params(init_params=init)
-            starts[init] = best_of(args.repeats, lambda: estimator._initial_resp(
-                problem, state["X_std"], np.random.RandomState(0)))
+            with threadpool_limits(limits=1, user_api="blas"):  # as in a fit
+                starts[init] = best_of(args.repeats, lambda: estimator._initial_resp(
+                    problem, state["X_std"], np.random.RandomState(0)))
         estimator.set_params(init_params="random")
         fit = best_of(args.repeats, lambda: estimator.fit(X, y))
         print(f"| {n:.0e} | {validation:.2f} | {preparation:.2f} | {starts['random']:.2f} "

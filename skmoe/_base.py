@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from ._em import Model, Problem, initialize, run_em
 from ._experts import _MIN_MASS_SHARE
 from ._kernels import get_backend
-from ._kernels._design import standardised_design, weighted_scaling
+from ._kernels._design import nearest_centres, standardised_design, weighted_scaling
 from ._tree import GatingTree
 
 # ``branching`` is checked element-wise in fit (see ``_gating_tree``).
@@ -42,10 +42,8 @@ _INIT_SOFTENING = 0.5
 # points k-means takes 126 steps to converge, a third of the fit's time).
 _KMEANS_MAX_ITER = 30
 
-# Rows k-means is fitted on at most (a random subset beyond), and rows per block
-# when every row then goes to its nearest centre.
+# Rows k-means is fitted on at most (a random subset beyond).
 _KMEANS_MAX_SAMPLES = 100_000
-_NEAREST_BLOCK_ROWS = 8192
 
 
 # Standardised values (inputs, and targets of regressors) are saturated at this
@@ -155,20 +153,6 @@ def _make_designs(X, gate_idx, expert_idx, mean, scale, bound=_MAX_STANDARDISED)
     if np.array_equal(gate_idx, expert_idx):
         return X_gate, X_gate
     return X_gate, _make_design(X, expert_idx, mean, scale, bound)
-
-
-def _nearest_centres(X_std, target, centres):
-    """Index of the nearest centre in (X, target) space of every row, in row blocks.
-
-    ``target`` holds the target columns k-means sees (``_kmeans_target``).
-    """
-    labels = np.empty(X_std.shape[0], dtype=np.intp)
-    half_sq_norm = 0.5 * (centres**2).sum(axis=1)
-    for start in range(0, X_std.shape[0], _NEAREST_BLOCK_ROWS):
-        rows = slice(start, start + _NEAREST_BLOCK_ROWS)
-        Z = np.hstack([X_std[rows], target[rows]])
-        labels[rows] = np.argmin(half_sq_norm - Z @ centres.T, axis=1)
-    return labels
 
 
 def _run_start(estimator, attributes, problem, X_std, seed, params):
@@ -379,7 +363,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             positive = np.flatnonzero(problem.weight > 0)
             centres = random_state.choice(positive, K, replace=positive.size < K)
             target = self._kmeans_target(problem.target)
-            labels = _nearest_centres(X_std, target,
+            labels = nearest_centres(X_std, target,
                                       np.hstack([X_std[centres], target[centres]]))
         # A hard partition, softened: EM can still move samples between experts.
         resp = np.full((n, K), _INIT_SOFTENING / K)
@@ -416,7 +400,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                             random_state=seed).fit(Z, sample_weight=problem.weight[sample])
         if sample.size == X_std.shape[0]:
             return kmeans.labels_
-        labels = _nearest_centres(X_std, target, kmeans.cluster_centers_)
+        labels = nearest_centres(X_std, target, kmeans.cluster_centers_)
         labels[sample] = kmeans.labels_
         return labels
 

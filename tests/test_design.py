@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, _base, _config
-from skmoe._kernels._design import standardised_design, weighted_scaling
+from skmoe._kernels._design import nearest_centres, standardised_design, weighted_scaling
 
 from . import reference
 
@@ -86,6 +86,16 @@ def test_scaling_then_design_is_finite_for_any_finite_data(X):
     np.testing.assert_allclose(
         design, reference.standardised_design(X, np.arange(X.shape[1]), mean, scale, 1e100),
         rtol=1e-14, atol=1e-300)
+
+
+def test_nearest_centres_match_brute_force(grouping, monkeypatch):
+    monkeypatch.setattr("skmoe._kernels._design.BLOCK_ROWS", 3)
+    rng = np.random.default_rng(3)
+    X, target = rng.normal(size=(101, 3)), rng.normal(size=(101, 2))
+    centres = rng.normal(size=(5, 5))
+    Z = np.hstack([X, target])
+    expected = np.argmin(((Z[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+    np.testing.assert_array_equal(nearest_centres(X, target, centres), expected)
 
 
 def _two_regimes(n, seed=0):

@@ -18,6 +18,9 @@ from .cpu import _map_groups, _sum_groups
 
 _jit = njit(cache=_config.NUMBA_CACHE, nogil=True)
 
+# Rows per block when rows are assigned to their nearest centre.
+BLOCK_ROWS = 2048
+
 
 @_jit
 def _range_rows(X, w, start, stop, high, low):
@@ -141,3 +144,33 @@ def standardised_design(X, idx, mean, scale, bound):
     list(_map_groups(X.shape[0], lambda start, stop: _design_rows(
         X, idx, mean, scale, float(bound), start, stop, out)))
     return out
+
+
+def nearest_centres(X, target, centres):
+    """Index of the nearest centre in (X, target) space of every row.
+
+    Row groups run on the thread pool, in blocks of ``BLOCK_ROWS`` rows that
+    stay in cache (one small GEMM each); no (n, n_columns) copy of the data
+    is made.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    target : ndarray of shape (n_samples, n_target_columns)
+    centres : ndarray of shape (n_centres, n_features + n_target_columns)
+
+    Returns
+    -------
+    labels : ndarray of shape (n_samples,), dtype intp
+    """
+    labels = np.empty(X.shape[0], dtype=np.intp)
+    half_sq_norm = 0.5 * (centres**2).sum(axis=1)
+
+    def label_rows(start, stop):
+        for first in range(start, stop, BLOCK_ROWS):
+            rows = slice(first, min(stop, first + BLOCK_ROWS))
+            Z = np.hstack([X[rows], target[rows]])
+            labels[rows] = np.argmin(half_sq_norm - Z @ centres.T, axis=1)
+
+    list(_map_groups(X.shape[0], label_rows))
+    return labels
