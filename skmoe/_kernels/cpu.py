@@ -1,21 +1,26 @@
-"""CPU kernels: Numba for the exp/log-heavy row operations, BLAS for the products.
+"""CPU kernels: Numba for the row operations and the statistics, BLAS for the E-step products.
 
 Every kernel assumes validated, C-contiguous float64 inputs (int64 for class
 indices) and preallocated outputs where it names one.
 
 Rows are processed in groups of ``GROUP_CHUNKS * CHUNK_SIZE`` rows, run by a
 pool of ``numba.get_num_threads()`` threads; inside a group, serial Numba code
-(compiled ``nogil``) does the row work and single-threaded BLAS the products,
-on blocks of rows small enough to stay in cache. Reductions keep one partial
-per group (per chunk for the log-likelihood) and sum them in group order: the
-partition depends on the problem size only, so results do not depend on the
-number of threads.
+(compiled ``nogil``) does the row work on tiles of rows small enough to stay in
+cache. Reductions keep one partial per group (per chunk for the
+log-likelihood) and sum them in group order: the partition depends on the
+problem size only, so results do not depend on the number of threads.
+
+Row kernels work column-wise on transposed tiles (``_TILE`` rows): with a few
+columns per row, a row-wise loop does not vectorise, while a loop over the
+rows of one column does, exponentials and logarithms included (the
+vectorisable ``exp`` and ``log`` of :mod:`._fastexp`).
 
 The Gram-type statistics (the experts' weighted normal equations and the
-gates' Newton/Boehning curvature) are one GEMM per block: the weights (one
-column per statistic) times the block's row-wise upper-triangular products
-``vech(x_i x_i^T)``. That counts each symmetric pair once, serves all K
-statistics from one pass over X, and needs no (n, K, p) temporary.
+gates' Newton/Boehning curvature) are sums over rows of
+``u_im vech(z_i z_i^T)``: each symmetric pair counted once, all statistics
+from one pass over X, no (n, K, p) temporary. They run in Numba, one call per
+group of rows (a GEMM per block cost more in calls and in packing at small
+n and K than it saved), with reassociated sums that LLVM splits into SIMD lanes.
 """
 
 import functools
