@@ -11,6 +11,7 @@ conditioned whatever the units, and the ridge terms do not depend on them. The
 public coefficients are mapped back to the original units at the end of fit.
 """
 
+import functools
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -23,7 +24,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from ._em import Model, Problem, initialize, run_em
 from ._experts import _MIN_MASS_SHARE
@@ -155,6 +156,21 @@ def _make_designs(X, gate_idx, expert_idx, mean, scale, bound=_MAX_STANDARDISED)
     return X_gate, _make_design(X, expert_idx, mean, scale, bound)
 
 
+@functools.cache
+def _threadpools():
+    """The process's thread pools, found once.
+
+    Each search of the loaded libraries (as ``threadpool_limits`` makes) takes
+    about 4 ms, 6 % of a fit at n = 20 000.
+    """
+    return ThreadpoolController()
+
+
+def _single_threaded_blas():
+    """A context in which BLAS runs on the calling thread only."""
+    return _threadpools().limit(limits=1, user_api="blas")
+
+
 def _run_start(estimator, attributes, problem, X_std, seed, params):
     """One start of EM: initialise from ``seed`` (or continue from ``params``) and run.
 
@@ -168,7 +184,7 @@ def _run_start(estimator, attributes, problem, X_std, seed, params):
     mass : ndarray of shape (n_leaves,)
         Total responsibility of each expert at ``params``.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _single_threaded_blas():
         model = estimator._model(attributes)
         if params is None:
             resp = estimator._initial_resp(problem.on_host(), X_std,
@@ -475,7 +491,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._check_n_samples(sample_weight, model.tree.n_leaves)
         # On a GPU the data cross to the device here, once for every start.
         problem = Problem(*state["designs"], state["target"], sample_weight).on(model.kernels)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _single_threaded_blas():
             model.root_bound(problem)  # once, shared by every start
 
         random_state = check_random_state(self.random_state)

@@ -140,3 +140,22 @@ def test_fit_from_a_subsampled_kmeans_start(monkeypatch, Estimator):
     again = Estimator(2, random_state=0).fit(X, y)
     np.testing.assert_array_equal(first.predict(X), again.predict(X))
     assert first.score(X, y) > (0.95 if Estimator is MixtureOfExpertsRegressor else 0.8)
+
+
+def test_blas_runs_single_threaded_during_em(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from skmoe._kernels import cpu
+
+    seen = []
+    real = cpu.wls_stats
+
+    def recording(*args):
+        seen.extend(pool["num_threads"] for pool in threadpool_info()
+                    if pool["user_api"] == "blas")
+        return real(*args)
+
+    monkeypatch.setattr(cpu, "wls_stats", recording)
+    X, y = _two_regimes(300)
+    MixtureOfExpertsRegressor(2, random_state=0, max_iter=3).fit(X, y)
+    assert seen and set(seen) == {1}
