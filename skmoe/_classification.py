@@ -238,7 +238,8 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         Number of starts; the best is kept.
     init_params : {"kmeans", "random", "random_from_data", "tree"}, default="kmeans"
         Initial responsibilities: k-means on the standardised X and the one-hot
-        labels; random; each sample to the nearest of K random samples
+        labels (on 100 000 samples at most, the others going to the nearest
+        centre); random; each sample to the nearest of K random samples
         ("random_from_data"); or the leaves of a CART tree of the same depth
         ("tree"). Hard partitions are softened (half the mass spread evenly).
     reg_gate : float, default=1e-6

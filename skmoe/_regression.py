@@ -323,7 +323,8 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
     n_init : int, default=1
         Number of starts; the one with the highest log-likelihood is kept.
     init_params : {"kmeans", "random", "random_from_data", "tree"}, default="kmeans"
-        Initial responsibilities: k-means on the standardised (X, y); random;
+        Initial responsibilities: k-means on the standardised (X, y) (on
+        100 000 samples at most, the others going to the nearest centre); random;
         each sample to the nearest of K random samples in the standardised
         (X, y) ("random_from_data", a random partition, diverse across
         ``n_init`` starts); or the leaves of a CART tree of the same depth
