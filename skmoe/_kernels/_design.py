@@ -33,21 +33,17 @@ def _range_rows(X, w, start, stop, high, low):
 
 
 @_jit
-def _unit_sums_rows(X, w, max_abs, start, stop, sums):
-    for i in range(start, stop):
-        if w[i] > 0:
-            for j in range(X.shape[1]):
-                sums[j] += w[i] * (X[i, j] / max_abs[j])
+def _unit_moment_rows(X, w, max_abs, centre, square, start, stop, sums):
+    """``sums[j] += w_i d_ij`` (or ``w_i d_ij^2`` with ``square``), ``d = X / max_abs - centre``.
 
-
-@_jit
-def _unit_squares_rows(X, w, max_abs, unit_mean, start, stop, sums):
+    One kernel for both moments: each compiled kernel adds to a cold start.
+    """
     for i in range(start, stop):
         # A row of zero weight may lie beyond max_abs: its square could overflow.
         if w[i] > 0:
             for j in range(X.shape[1]):
-                deviation = X[i, j] / max_abs[j] - unit_mean[j]
-                sums[j] += w[i] * (deviation * deviation)
+                deviation = X[i, j] / max_abs[j] - centre[j]
+                sums[j] += w[i] * (deviation * deviation if square else deviation)
 
 
 @_jit
@@ -97,19 +93,16 @@ def weighted_scaling(X, w):
     max_abs[max_abs == 0] = 1.0
     total = float(w.sum())
 
-    def unit_sums(start, stop):
-        sums = np.zeros(p)
-        _unit_sums_rows(X, w, max_abs, start, stop, sums)
-        return (sums,)
+    def unit_moment(centre, square):
+        def group(start, stop):
+            sums = np.zeros(p)
+            _unit_moment_rows(X, w, max_abs, centre, square, start, stop, sums)
+            return (sums,)
 
-    unit_mean = _sum_groups(n, unit_sums)[0] / total
+        return _sum_groups(n, group)[0] / total
 
-    def unit_squares(start, stop):
-        sums = np.zeros(p)
-        _unit_squares_rows(X, w, max_abs, unit_mean, start, stop, sums)
-        return (sums,)
-
-    unit_var = _sum_groups(n, unit_squares)[0] / total
+    unit_mean = unit_moment(np.zeros(p), False)
+    unit_var = unit_moment(unit_mean, True)
     mean = unit_mean * max_abs
     scale = np.sqrt(unit_var) * max_abs
     constant = high == low
