@@ -176,13 +176,31 @@ def _log_softmax_groups(Z, n_children):
     for start in range(0, n, _TILE):
         rows = min(_TILE, n - start)
         for base in range(0, m, n_children):
-            for i in range(rows):
-                for j in range(n_children):
-                    tile[j, i] = Z[start + i, base + j]
+            _transpose_block(Z, start, rows, base, n_children, tile)
             _logsumexp_columns(tile, n_children, rows, top, total, lse)
-            for i in range(rows):
-                for j in range(n_children):
-                    Z[start + i, base + j] = tile[j, i] - lse[i]
+            _store_shifted(tile, lse, rows, n_children, Z, start, base)
+
+
+@_jit
+def _affine_log_softmax_rows(X, flat, n_children, out):
+    """``out[i, v*b + j] = log softmax_j(flat[v*b + j] . x_i)``, tile by tile.
+
+    The logits column-major (:func:`_tile_logits`, faster than a GEMM on these
+    tall, narrow shapes), the log-normaliser per node, then back to rows.
+    """
+    n, p = X.shape
+    width = flat.shape[0]
+    xt = np.empty((p, _TILE))
+    zt = np.empty((width, _TILE))
+    top, total, lse = np.empty(_TILE), np.empty(_TILE), np.empty(_TILE)
+    for start in range(0, n, _TILE):
+        rows = min(_TILE, n - start)
+        _transpose_rows(X, start, rows, xt)
+        _tile_logits(flat, xt, rows, zt)
+        for base in range(0, width, n_children):
+            tile = zt[base:base + n_children]
+            _logsumexp_columns(tile, n_children, rows, top, total, lse)
+            _store_shifted(tile, lse, rows, n_children, out, start, base)
 
 
 @_jit
@@ -235,9 +253,7 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
                 for k in range(K):
                     tile[k, i] = log_prior[start + i, k] + log_lik[start + i, k]
             _logsumexp_columns(tile, K, rows, top, total, lse)
-            for i in range(rows):
-                for k in range(K):
-                    out[start + i, k] = tile[k, i] - lse[i]
+            _store_shifted(tile, lse, rows, K, out, start, 0)
             # In row order: the chunk's sum does not depend on the tiling.
             for i in range(rows):
                 acc += w[start + i] * lse[i]
@@ -265,6 +281,25 @@ def _transpose_block(A, start, rows, col, width, out):
     for k in range(i, rows):
         for a in range(width):
             out[a, k] = A[start + k, col + a]
+
+
+@njit(inline="always", cache=_config.NUMBA_CACHE)
+def _store_shifted(tile, shift, rows, width, out, start, col):
+    """``out[start + i, col + a] = tile[a, i] - shift[i]``: a tile back to rows, four at a time."""
+    i = 0
+    while i + 4 <= rows:
+        r0, r1, r2, r3 = out[start + i], out[start + i + 1], out[start + i + 2], out[start + i + 3]
+        s0, s1, s2, s3 = shift[i], shift[i + 1], shift[i + 2], shift[i + 3]
+        for a in range(width):
+            t = tile[a]
+            r0[col + a] = t[i] - s0
+            r1[col + a] = t[i + 1] - s1
+            r2[col + a] = t[i + 2] - s2
+            r3[col + a] = t[i + 3] - s3
+        i += 4
+    for k in range(i, rows):
+        for a in range(width):
+            out[start + k, col + a] = tile[a, k] - shift[k]
 
 
 @njit(inline="always", cache=_config.NUMBA_CACHE)
@@ -613,11 +648,10 @@ def affine_log_softmax(X, coef, out):
         Log gate probabilities, node-major (modified in place).
     """
     n_nodes, n_children, p = coef.shape
-    flat = coef.reshape(n_nodes * n_children, p)
+    flat = np.ascontiguousarray(coef.reshape(n_nodes * n_children, p))
 
     def group(start, stop):
-        np.dot(X[start:stop], flat.T, out=out[start:stop])
-        _log_softmax_groups(out[start:stop], n_children)
+        _affine_log_softmax_rows(X[start:stop], flat, n_children, out[start:stop])
 
     list(_map_groups(X.shape[0], group))
     return out
