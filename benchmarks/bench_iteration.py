@@ -1,6 +1,7 @@
 """One EM iteration of a flat MoE regressor against the hardware floor.
 
-Times each phase of one iteration (Boehning gate step) on the CPU backend and
+Times each phase of one iteration (Boehning gate step) on the CPU backend, as
+``run_em`` runs it (the first root step from the E-step's log-probabilities), and
 prints it beside the floor measured in the same run: the K weighted Gram
 matrices, ``K n (p+1)^2`` FLOPs at this machine's DGEMM rate, plus the E-step's
 ``2 n K`` exponentials at NumPy's ``exp`` rate.
@@ -72,7 +73,9 @@ def main(argv=None):
     with threadpool_limits(limits=1, user_api="blas"):
         root_bound = bohning_bound(kernels, X, w)
         model.e_step(params, problem)  # compile
-        e_step, (_, log_resp) = best_time(lambda: model.e_step(params, problem), args.repeats)
+        # As run_em: the E-step keeps the root's log-probabilities for the M-step.
+        e_step, (_, log_resp, root_log_proba) = best_time(
+            lambda: model.e_step(params, problem, keep_root=True), args.repeats)
         resp = np.exp(log_resp)
         experts, _ = best_time(lambda: kernels.wls_stats(X, y, resp, w), args.repeats)
         m_experts, _ = best_time(lambda: model.experts.m_step(
@@ -80,10 +83,14 @@ def main(argv=None):
         targets, _ = model.tree.level_targets(resp, 0)
         gate_stats, _ = best_time(lambda: kernels.softmax_stats(
             X, params["gates"][0], w, None, targets, None, "gradient"), args.repeats)
+        gate_from_proba, _ = best_time(
+            lambda: kernels.softmax_gradient(X, root_log_proba, w, targets), args.repeats)
         gate_step, _ = best_time(lambda: softmax_m_step(
             kernels, X, params["gates"][0], w, targets=targets, reg=1e-6, solver="bohning",
-            n_steps=_ROOT_BOHNING_STEPS, root_bound=root_bound), args.repeats)
-        m_step, _ = best_time(lambda: model.m_step(params, problem, resp, root_bound=root_bound),
+            n_steps=_ROOT_BOHNING_STEPS, root_bound=root_bound, log_proba=root_log_proba),
+            args.repeats)
+        m_step, _ = best_time(lambda: model.m_step(params, problem, resp, root_bound=root_bound,
+                                                   root_log_proba=root_log_proba),
                               args.repeats)
     iteration = e_step + m_step
     floor = gram_floor + exp_floor
@@ -96,6 +103,7 @@ def main(argv=None):
         ("  of which statistics (wls_stats)", experts),
         (f"gate M-step ({_ROOT_BOHNING_STEPS} Boehning steps at the root)", gate_step),
         ("  of which one gradient pass", gate_stats),
+        ("  first pass, from E-step log-probabilities", gate_from_proba),
         ("one EM iteration (E + M)", iteration),
         ("floor: K Grams at DGEMM rate", gram_floor),
         ("floor: 2 n K exp at NumPy rate", exp_floor),

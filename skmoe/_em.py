@@ -89,28 +89,41 @@ class Model:
 
     def log_prior(self, gates, X_gate):
         """Log prior of every leaf, shape (n_samples, n_leaves)."""
-        levels = self.gate_log_probs(gates, X_gate)
+        return self._leaf_log_prior(self.gate_log_probs(gates, X_gate))
+
+    def _leaf_log_prior(self, levels):
         if len(levels) == 1:
             return levels[0]
-        out = self.kernels.empty((X_gate.shape[0], self.tree.n_leaves))
+        out = self.kernels.empty((levels[0].shape[0], self.tree.n_leaves))
         return self.tree.leaf_log_prior(levels, out, self.kernels)
 
     def objective_penalty(self, params):
         gate_pen = sum(float(np.sum(penalty(c, self.reg_gate))) for c in params["gates"])
         return gate_pen + self.experts.penalty(params["experts"])
 
-    def e_step(self, params, problem):
-        """Return the weighted log-likelihood and the log-responsibilities."""
-        log_prior = self.log_prior(params["gates"], problem.X_gate)
+    def e_step(self, params, problem, keep_root=False):
+        """Return the weighted log-likelihood and the log-responsibilities.
+
+        With ``keep_root``, also the root gate's log-probabilities, shape
+        (n_samples, branching[0]), for the next M-step's first root step.
+        """
+        levels = self.gate_log_probs(params["gates"], problem.X_gate)
+        log_prior = self._leaf_log_prior(levels)
         log_resp = self.kernels.empty(log_prior.shape)
         self.experts.log_prob(
             self.kernels, params["experts"], problem.X_expert, problem.target, log_resp
         )
         ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
+        if keep_root:
+            return ll, log_resp, levels[0]
         return ll, log_resp
 
-    def m_step(self, params, problem, resp, n_steps=1, root_bound=None):
-        """Experts exactly (or by monotone steps), then every gate level."""
+    def m_step(self, params, problem, resp, n_steps=1, root_bound=None, root_log_proba=None):
+        """Experts exactly (or by monotone steps), then every gate level.
+
+        ``root_log_proba``: the root gate's log-probabilities at
+        ``params["gates"][0]`` (from :meth:`e_step`), or None.
+        """
         experts = self.experts.m_step(
             self.kernels, params["experts"], problem.X_expert, problem.target, resp,
             problem.weight, n_steps=n_steps,
@@ -127,6 +140,7 @@ class Model:
                 self.kernels, problem.X_gate, coef, problem.weight, mass=mass,
                 targets=targets, reg=self.reg_gate, solver=solver,
                 n_steps=steps, root_bound=root_bound if d == 0 else None,
+                log_proba=root_log_proba if d == 0 else None,
             ))
         return {"gates": gates, "experts": experts}
 
@@ -190,14 +204,18 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     kernels = model.kernels
     total_weight = kernels.total(problem.weight)
     root_bound = model.root_bound(problem)
-    ll, log_resp = model.e_step(params, problem)
+    # The root's log-probabilities start the next M-step's first Boehning step.
+    keep_root = root_bound is not None
+    ll, log_resp, *root = model.e_step(params, problem, keep_root=keep_root)
     objectives = [ll - model.objective_penalty(params)]
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         resp = kernels.exp(log_resp, log_resp)
-        params = model.m_step(params, problem, resp, root_bound=root_bound)
-        ll, log_resp = model.e_step(params, problem)
+        params = model.m_step(params, problem, resp, root_bound=root_bound,
+                              root_log_proba=root[0] if root else None)
+        root = None
+        ll, log_resp, *root = model.e_step(params, problem, keep_root=keep_root)
         objectives.append(ll - model.objective_penalty(params))
         change = (objectives[-1] - objectives[-2]) / total_weight
         if verbose >= 2 and n_iter % verbose_interval == 0:

@@ -80,7 +80,7 @@ def bohning_bound(kernels, X, w):
 
 def softmax_m_step(
     kernels, X, coef, w, *, mass=None, targets=None, y_idx=None, reg=0.0,
-    solver="newton", n_steps=1, root_bound=None,
+    solver="newton", n_steps=1, root_bound=None, log_proba=None,
 ):
     """Take ``n_steps`` monotone steps on N weighted softmax regressions.
 
@@ -98,6 +98,10 @@ def softmax_m_step(
     n_steps : int
     root_bound : RootBound or None
         Fixed Boehning bound of a root gate; None to compute it from ``mass``.
+    log_proba : array of shape (n_samples, n_children) or None
+        The root's log gate probabilities at ``coef`` (from the E-step). With
+        ``root_bound``, the first step takes its gradient from them, without
+        the logits, where the backend has a ``softmax_gradient`` of its own.
 
     Returns
     -------
@@ -112,14 +116,21 @@ def softmax_m_step(
     if solver == "bohning":
         shape = 0.5 * (np.eye(b - 1) - 1.0 / b)
     root = root_bound.system(b, reg_diag) if solver == "bohning" and root_bound else None
-    for _ in range(n_steps):
+    # Not through a module __getattr__: a host fallback would get device arrays.
+    at_proba = getattr(kernels, "__dict__", {}).get("softmax_gradient")
+    if root is None or log_proba is None or n_nodes != 1:
+        at_proba = None
+    for step in range(n_steps):
         if solver == "bohning":
             curvature = "gradient" if root is not None else "bohning"
         else:
             curvature = "newton"
-        objective, grad, curv = kernels.softmax_stats(
-            X, coef, w, mass, targets, y_idx, curvature
-        )
+        if step == 0 and at_proba is not None:
+            objective, grad, curv = None, at_proba(X, log_proba, w, targets), None
+        else:
+            objective, grad, curv = kernels.softmax_stats(
+                X, coef, w, mass, targets, y_idx, curvature
+            )
         delta = np.zeros_like(coef)
         for v in range(n_nodes):
             rhs = (grad[v, 1:] - reg * mask * coef[v, 1:]).ravel()

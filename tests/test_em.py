@@ -60,6 +60,33 @@ def test_one_em_step_matches_reference():
     assert_allclose(new["gates"][0][0], gate_ref, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("branching", [(4,), (3, 2)])
+def test_root_step_from_e_step_log_proba(branching):
+    """The first root Boehning step from the E-step's log-probabilities is the same step."""
+    rng = np.random.RandomState(1)
+    n, p = 300, 3
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
+    y = rng.normal(size=n) + X[:, 1]
+    w = rng.uniform(0.5, 1.5, size=n)
+    tree = GatingTree(branching)
+    model = Model(kernels=get_backend("cpu"), tree=tree, experts=GaussianExperts(0.0, 1e-12),
+                  reg_gate=1e-3, gate_solver="bohning")
+    problem = Problem(X, X, y, w)
+    params = {"gates": [rng.normal(scale=0.5, size=(tree.n_nodes[d], b, p))
+                        for d, b in enumerate(branching)],
+              "experts": {"coef": rng.normal(size=(tree.n_leaves, p)),
+                          "var": rng.uniform(0.5, 2.0, size=tree.n_leaves)}}
+    root_bound = model.root_bound(problem)
+    ll, log_resp, root = model.e_step(params, problem, keep_root=True)
+    assert root.shape == (n, branching[0])
+    assert ll == model.e_step(params, problem)[0]
+    resp = np.exp(log_resp)
+    plain = model.m_step(params, problem, resp, root_bound=root_bound)
+    fast = model.m_step(params, problem, resp, root_bound=root_bound, root_log_proba=root)
+    for got, expected in zip(fast["gates"], plain["gates"]):
+        assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**16),

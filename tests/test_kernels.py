@@ -138,6 +138,21 @@ def test_softmax_stats_dense_targets(seed, n_nodes, b, root):
     assert_allclose(got[2], fisher, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("b", [2, 5])
+def test_softmax_gradient_from_log_proba(seed, b):
+    rng, X, y, w, _ = _problem(seed)
+    n = X.shape[0]
+    coef = rng.normal(size=(1, b, X.shape[1]))
+    coef[:, 0] = 0.0
+    targets = rng.dirichlet(np.ones(b), size=n)
+    log_proba = cpu.affine_log_softmax(X, coef, np.empty((n, b)))
+    _, grad, _, _ = ref.softmax_stats(X, coef, w, None, targets)
+    got = cpu.softmax_gradient(X, log_proba, w, targets)
+    assert got.shape == (1, b, X.shape[1])
+    assert_allclose(got, grad, rtol=1e-10, atol=1e-10)
+
+
 def test_softmax_stats_one_hot_targets():
     """Multinomial experts: mass on the observed class equals dense targets."""
     rng, X, y, w, resp = _problem(4)

@@ -633,6 +633,31 @@ def _softmax_rows(X, flat, w, mass, targets, y_idx, n_children, want_grad, want_
             _tile_grams(xt, p, pairs_t, rows, prod, fisher)
 
 
+@_jit
+def _softmax_gradient_rows(X, log_proba, w, targets, grad):
+    """``grad += sum_i w_i (T_ij - g_ij) x_i^T`` from the log-probabilities, tile by tile.
+
+    One node with mass 1 (the root): the residuals of :func:`_softmax_columns`
+    without the logits, their maximum and the log-normaliser.
+    """
+    n, p = X.shape
+    b = log_proba.shape[1]
+    xt = np.empty((p, _TILE))
+    resid = np.empty((b, _TILE))
+    targets_t = np.empty((b, _TILE))
+    for start in range(0, n, _TILE):
+        rows = min(_TILE, n - start)
+        _transpose_rows(X, start, rows, xt)
+        _transpose_block(log_proba, start, rows, 0, b, resid)
+        _transpose_block(targets, start, rows, 0, b, targets_t)
+        for j in range(b):
+            row = resid[j]
+            tj = targets_t[j]
+            for i in range(rows):
+                row[i] = w[start + i] * tj[i] - w[start + i] * _exp(row[i])
+        _tile_dots(resid, xt, rows, grad)
+
+
 # --------------------------------------------------------------------------
 # Kernel interface
 
@@ -861,6 +886,41 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
         return objective, grad, weighted_grams(X, np.ascontiguousarray(ws))
     fisher = np.zeros((n_pairs, q)) if fisher is None else fisher.T
     return objective, grad, _fisher_blocks(fisher.reshape(n_nodes, -1, q), b, p)
+
+
+def softmax_gradient(X, log_proba, w, targets):
+    """Gradient of the root's weighted softmax regression at known probabilities.
+
+    The first Boehning step of an M-step starts where the E-step computed the
+    root's log-probabilities; from them the gradient needs no logits.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    log_proba : ndarray of shape (n_samples, n_children)
+        Log gate probabilities of the root at the current coefficients.
+    w : ndarray of shape (n_samples,)
+    targets : ndarray of shape (n_samples, n_children)
+
+    Returns
+    -------
+    grad : ndarray of shape (1, n_children, n_coefs)
+        ``sum_i w_i (T_ij - g_ij) x_i``, as from ``softmax_stats``.
+    """
+    n, p = X.shape
+    b = log_proba.shape[1]
+
+    def group(start, stop):
+        grad = np.zeros((b, p))
+        _softmax_gradient_rows(X[start:stop], log_proba[start:stop], w[start:stop],
+                               targets[start:stop], grad)
+        return grad
+
+    grad = None
+    for part in _map_groups(n, group):
+        grad = part if grad is None else grad + part
+    grad = np.zeros((b, p)) if grad is None else grad
+    return grad.reshape(1, b, p)
 
 
 def _fisher_blocks(pairs, b, p):
