@@ -141,7 +141,7 @@ def _unvech(vech, p):
 _TILE = 256
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
+@_jit
 def _logsumexp_columns(tile, count, rows, top, total, lse):
     """``lse[i] = log sum_j exp(tile[j, i])`` for ``j < count``, ``i < rows``.
 
@@ -261,7 +261,7 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
     return partial
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
+@_jit
 def _transpose_block(A, start, rows, col, width, out):
     """``out[a, i] = A[start + i, col + a]`` for ``i < rows``, ``a < width``.
 
@@ -283,7 +283,7 @@ def _transpose_block(A, start, rows, col, width, out):
             out[a, k] = A[start + k, col + a]
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
+@_jit
 def _store_shifted(tile, shift, rows, width, out, start, col):
     """``out[start + i, col + a] = tile[a, i] - shift[i]``: a tile back to rows, four at a time."""
     i = 0
@@ -302,13 +302,13 @@ def _store_shifted(tile, shift, rows, width, out, start, col):
             out[start + k, col + a] = tile[a, k] - shift[k]
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
+@_jit
 def _transpose_rows(A, start, rows, out):
     """``out[a, i] = A[start + i, a]`` for ``i < rows``: a tile of rows, column-major."""
     _transpose_block(A, start, rows, 0, A.shape[1], out)
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
+@_jit_sums
 def _add_dots(u, v, right, rows, out_u, out_v):
     """``out_u[a] += sum_{i < rows} u[i] right[a, i]``, the same for ``v``, every row a.
 
@@ -577,7 +577,7 @@ def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_gra
                     col += 1
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
+@_jit
 def _tile_logits(flat, xt, rows, zt):
     """``zt[j, i] = sum_a flat[j, a] xt[a, i]`` for ``i < rows``: the logits of a tile.
 
