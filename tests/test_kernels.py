@@ -194,10 +194,19 @@ def test_unknown_backend():
         get_backend("tpu")
 
 
-@numba.njit
-def _exp_loop(x, out):
-    for i in range(x.size):
-        out[i] = fastexp.exp(x[i])
+def _elementwise(fn):
+    """A compiled loop applying the scalar Numba function ``fn`` to every element."""
+
+    @numba.njit
+    def loop(x, out):
+        for i in range(x.size):
+            out[i] = fn(x[i])
+
+    return loop
+
+
+_exp_loop = _elementwise(fastexp.exp)
+_log_loop = _elementwise(fastexp.log)
 
 
 def test_fast_exp_within_one_ulp():
@@ -218,12 +227,6 @@ def test_fast_exp_within_one_ulp():
     assert np.all(out[x < fastexp.MIN_ARG] == 0.0)
     assert np.all(out[x > fastexp.MAX_ARG] == np.inf)
     assert np.isnan(out[np.isnan(x)]).all()
-
-
-@numba.njit
-def _log_loop(x, out):
-    for i in range(x.size):
-        out[i] = fastexp.log(x[i])
 
 
 def test_fast_log_within_one_ulp():
