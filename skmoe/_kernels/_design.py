@@ -16,7 +16,8 @@ from numba import njit
 from .. import _config
 from .cpu import _map_groups, _sum_groups
 
-_jit = njit(cache=_config.NUMBA_CACHE, nogil=True)
+# No C-callable (cfunc) wrapper: nothing calls these through a pointer (see cpu.py).
+_jit = njit(cache=_config.NUMBA_CACHE, nogil=True, no_cfunc_wrapper=True)
 
 # Rows per block when rows are assigned to their nearest centre.
 BLOCK_ROWS = 2048

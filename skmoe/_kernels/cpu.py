@@ -37,11 +37,21 @@ from . import _rowops
 from ._fastexp import exp as _exp
 from ._fastexp import log as _log
 
-_jit = njit(cache=_config.NUMBA_CACHE, nogil=True, error_model="numpy")
+# Numba wraps every compiled function for calls from Python and for calls through
+# a C pointer (cfunc), lowers, optimises and machine-codes both wrappers in the
+# function's own library, and links them into every caller (about a tenth of a
+# cold start). No kernel is called through a C pointer, and the helpers
+# (``_helper*``) are called only from other kernels.
+_KERNEL = dict(cache=_config.NUMBA_CACHE, nogil=True, no_cfunc_wrapper=True)
+_HELPER = dict(cache=_config.NUMBA_CACHE, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 # Sums of products only (Grams, gradients), never log-space: reassociation lets
 # LLVM split each sum over rows into SIMD lanes. The order is then fixed by the
 # compiled loop, not by the threads, so results stay reproducible.
-_jit_sums = njit(cache=_config.NUMBA_CACHE, nogil=True, fastmath={"reassoc", "contract"})
+_SUMS = {"reassoc", "contract"}
+_jit = njit(error_model="numpy", **_KERNEL)
+_jit_sums = njit(fastmath=_SUMS, **_KERNEL)
+_helper = njit(error_model="numpy", **_HELPER)
+_helper_sums = njit(fastmath=_SUMS, **_HELPER)
 _rowops_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
     _rowops.logsumexp_span
 )
@@ -62,9 +72,9 @@ class _RowKernel:
     """
 
     def __init__(self, fn):
-        self.serial = njit(cache=_config.NUMBA_CACHE)(fn)
+        self.serial = njit(cache=_config.NUMBA_CACHE, no_cfunc_wrapper=True)(fn)
         # Never cached: a cached parallel build fixes the thread count (pynndescent #175).
-        self.parallel = njit(parallel=True, cache=False)(fn)
+        self.parallel = njit(parallel=True, cache=False, no_cfunc_wrapper=True)(fn)
         self.__doc__ = fn.__doc__
 
     def __call__(self, work, *args):
@@ -141,7 +151,7 @@ def _unvech(vech, p):
 _TILE = 256
 
 
-@_jit
+@_helper
 def _logsumexp_columns(tile, count, rows, top, total, lse):
     """``lse[i] = log sum_j exp(tile[j, i])`` for ``j < count``, ``i < rows``.
 
@@ -261,7 +271,7 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
     return partial
 
 
-@_jit
+@_helper
 def _transpose_block(A, start, rows, col, width, out):
     """``out[a, i] = A[start + i, col + a]`` for ``i < rows``, ``a < width``.
 
@@ -283,7 +293,7 @@ def _transpose_block(A, start, rows, col, width, out):
             out[a, k] = A[start + k, col + a]
 
 
-@_jit
+@_helper
 def _store_shifted(tile, shift, rows, width, out, start, col):
     """``out[start + i, col + a] = tile[a, i] - shift[i]``: a tile back to rows, four at a time."""
     i = 0
@@ -302,13 +312,13 @@ def _store_shifted(tile, shift, rows, width, out, start, col):
             out[start + k, col + a] = tile[a, k] - shift[k]
 
 
-@_jit
+@_helper
 def _transpose_rows(A, start, rows, out):
     """``out[a, i] = A[start + i, a]`` for ``i < rows``: a tile of rows, column-major."""
     _transpose_block(A, start, rows, 0, A.shape[1], out)
 
 
-@_jit_sums
+@_helper_sums
 def _add_dots(u, v, right, rows, out_u, out_v):
     """``out_u[a] += sum_{i < rows} u[i] right[a, i]``, the same for ``v``, every row a.
 
@@ -348,7 +358,7 @@ def _add_dots(u, v, right, rows, out_u, out_v):
         out_v[c] += vc
 
 
-@_jit_sums
+@_helper_sums
 def _tile_dots(left, right, rows, out):
     """``out[j, a] += sum_{i < rows} left[j, i] * right[a, i]``: ``left right^T`` on a tile."""
     n_left = left.shape[0]
@@ -360,7 +370,7 @@ def _tile_dots(left, right, rows, out):
             _add_dots(left[j], left[j], right, rows, out[j], spare)
 
 
-@_jit_sums
+@_helper_sums
 def _tile_grams(zt, width, weights_t, rows, prod, out):
     """``out[c, m] += sum_{i < rows} weights_t[m, i] z_ia z_ib`` for the pairs c = (a <= b).
 
@@ -466,7 +476,7 @@ def _mix_categorical_rows(log_prior, log_proba, n_classes, out):
                 out[i, c] += _exp(log_prior[i, k] + log_proba[i, base + c])
 
 
-@_jit
+@_helper
 def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_grad, pairs_t,
                      objective, scratch):
     """Objective, residuals and Fisher weights of N softmax regressions on a tile.
@@ -577,7 +587,7 @@ def _softmax_columns(ZT, n, start, w, mass, targets, y_idx, n_children, want_gra
                     col += 1
 
 
-@_jit
+@_helper
 def _tile_logits(flat, xt, rows, zt):
     """``zt[j, i] = sum_a flat[j, a] xt[a, i]`` for ``i < rows``: the logits of a tile.
 
