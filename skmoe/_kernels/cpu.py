@@ -205,7 +205,7 @@ def _affine_log_softmax_rows(X, flat, n_children, out):
     top, total, lse = np.empty(_TILE), np.empty(_TILE), np.empty(_TILE)
     for start in range(0, n, _TILE):
         rows = min(_TILE, n - start)
-        _transpose_rows(X, start, rows, xt)
+        _transpose_block(X, start, rows, np.int64(0), X.shape[1], xt)
         _tile_logits(flat, xt, rows, zt)
         for base in range(0, width, n_children):
             tile = zt[base:base + n_children]
@@ -263,7 +263,7 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
                 for k in range(K):
                     tile[k, i] = log_prior[start + i, k] + log_lik[start + i, k]
             _logsumexp_columns(tile, K, rows, top, total, lse)
-            _store_shifted(tile, lse, rows, K, out, start, 0)
+            _store_shifted(tile, lse, rows, K, out, start, np.int64(0))
             # In row order: the chunk's sum does not depend on the tiling.
             for i in range(rows):
                 acc += w[start + i] * lse[i]
@@ -271,6 +271,8 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
     return partial
 
 
+# Callers give column 0 as ``np.int64(0)``: Numba types a literal 0 as
+# ``Literal[int](0)`` and compiles every helper it reaches once more for it.
 @_helper
 def _transpose_block(A, start, rows, col, width, out):
     """``out[a, i] = A[start + i, col + a]`` for ``i < rows``, ``a < width``.
@@ -310,12 +312,6 @@ def _store_shifted(tile, shift, rows, width, out, start, col):
     for k in range(i, rows):
         for a in range(width):
             out[start + k, col + a] = tile[a, k] - shift[k]
-
-
-@_helper
-def _transpose_rows(A, start, rows, out):
-    """``out[a, i] = A[start + i, a]`` for ``i < rows``: a tile of rows, column-major."""
-    _transpose_block(A, start, rows, 0, A.shape[1], out)
 
 
 @_helper_sums
@@ -415,11 +411,11 @@ def _gram_rows(X, y, weights, w, gram, mass):
     prod = np.empty((2, _TILE))
     for start in range(0, n, _TILE):
         rows = min(_TILE, n - start)
-        _transpose_rows(X, start, rows, zt)
+        _transpose_block(X, start, rows, np.int64(0), X.shape[1], zt)
         if width > p:
             for i in range(rows):
                 zt[p, i] = y[start + i]
-        _transpose_rows(weights, start, rows, ut)
+        _transpose_block(weights, start, rows, np.int64(0), weights.shape[1], ut)
         if has_w:
             for m in range(M):
                 um = ut[m]
@@ -633,7 +629,7 @@ def _softmax_rows(X, flat, w, mass, targets, y_idx, n_children, want_grad, want_
     scratch = np.empty((7 + 2 * n_children, _TILE))
     for start in range(0, n, _TILE):
         rows = min(_TILE, n - start)
-        _transpose_rows(X, start, rows, xt)
+        _transpose_block(X, start, rows, np.int64(0), X.shape[1], xt)
         _tile_logits(flat, xt, rows, zt)
         _softmax_columns(zt, rows, start, w, mass, targets, y_idx, n_children, want_grad,
                          pairs_t, objective, scratch)
@@ -657,9 +653,9 @@ def _softmax_gradient_rows(X, log_proba, w, targets, grad):
     targets_t = np.empty((b, _TILE))
     for start in range(0, n, _TILE):
         rows = min(_TILE, n - start)
-        _transpose_rows(X, start, rows, xt)
-        _transpose_block(log_proba, start, rows, 0, b, resid)
-        _transpose_block(targets, start, rows, 0, b, targets_t)
+        _transpose_block(X, start, rows, np.int64(0), X.shape[1], xt)
+        _transpose_block(log_proba, start, rows, np.int64(0), b, resid)
+        _transpose_block(targets, start, rows, np.int64(0), b, targets_t)
         for j in range(b):
             row = resid[j]
             tj = targets_t[j]
