@@ -99,7 +99,14 @@ def _mul_add(typingctx, a, b, c):
     return types.float64(types.float64, types.float64, types.float64), codegen
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
+# Compiled once each, without wrappers (only kernels call them), and inlined by
+# LLVM into every loop that calls them, which vectorises as well as with
+# inline="always": that inlined them at Numba's IR level, where every call site
+# typed and lowered the whole body again.
+_jit = njit(cache=_config.NUMBA_CACHE, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+
+@_jit
 def exp(x):
     """``exp(x)`` to one ulp; 0 below ``MIN_ARG``, ``inf`` above ``MAX_ARG``, NaN for NaN."""
     clipped = min(max(x, MIN_ARG), MAX_ARG)
@@ -122,7 +129,7 @@ def exp(x):
     return value
 
 
-@njit(inline="always", cache=_config.NUMBA_CACHE)
+@_jit
 def log(x):
     """``log(x)`` to one ulp; ``-inf`` at 0, NaN below 0 and for NaN, ``inf`` at ``inf``."""
     # Subnormal inputs are scaled into the normal range first (a select, not a branch).
