@@ -374,6 +374,19 @@ def full_fit(backend, X, y, max_iter):
     return seconds, est
 
 
+def profile_fit(X, y, max_iter, top=30):
+    """The GPU fit under cProfile: the functions that take the most time, with callees."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(full_fit, "cuda", X, y, max_iter)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
+    print(text.getvalue(), flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -382,6 +395,8 @@ def main(argv=None):
     parser.add_argument("--fit-samples", type=int, default=10_000_000)
     parser.add_argument("--fit-iter", type=int, default=20)
     parser.add_argument("--skip-fit", action="store_true")
+    parser.add_argument("--profile-fit", action="store_true",
+                        help="also print a cProfile of the GPU fit")
     parser.add_argument("--skip-cpu-iteration", action="store_true")
     parser.add_argument("--skip-checks", action="store_true",
                         help="timings only (no kernel and fit checks)")
@@ -424,8 +439,14 @@ def main(argv=None):
         t_gpu, est_gpu = full_fit("cuda", X, y, args.fit_iter)
         t_gpu2, _ = full_fit("cuda", X, y, args.fit_iter)
         print(f"GPU fit done: {t_gpu:.1f} s, again {t_gpu2:.1f} s", flush=True)
+        # What a fit costs before EM's first iteration (validation, designs, start).
+        t_gpu0, _ = full_fit("cuda", X, y, 0)
+        if args.profile_fit:
+            profile_fit(X, y, args.fit_iter)
         t_cpu, est_cpu = full_fit("cpu", X, y, args.fit_iter)
-        fit = (N, t_cpu, min(t_gpu, t_gpu2), est_cpu.lower_bound_, est_gpu.lower_bound_)
+        t_cpu0, _ = full_fit("cpu", X, y, 0)
+        fit = (N, t_cpu, min(t_gpu, t_gpu2), est_cpu.lower_bound_, est_gpu.lower_bound_,
+               t_cpu0, t_gpu0)
 
     say(header)
     say()
@@ -458,13 +479,15 @@ def main(argv=None):
         total = "one EM iteration (E + exp + M)"
         say(f"iteration speed-up GPU over CPU: {cpu_iter[total][0] / gpu_iter[total][0]:.0f}x")
     if fit:
-        N, t_cpu, t_gpu, ll_cpu, ll_gpu = fit
+        N, t_cpu, t_gpu, ll_cpu, ll_gpu, t_cpu0, t_gpu0 = fit
         say()
         say(f"4. Full fit, n={N}, p={p}, K=16, init_params='random', {args.fit_iter} "
             f"iterations (tol=0), Boehning gate")
         say(f"backend='cpu' ({os.cpu_count()} CPUs): {t_cpu:8.2f} s   "
             f"backend='cuda': {t_gpu:8.2f} s   speed-up {t_cpu / t_gpu:.1f}x   "
             f"LL rel diff {abs(ll_gpu - ll_cpu) / abs(ll_cpu):.1e}")
+        say(f"of which before the first iteration (a fit with max_iter=0): cpu {t_cpu0:.2f} s, "
+            f"cuda {t_gpu0:.2f} s")
     out = os.environ.get("OUT")
     if out:
         with open(os.path.join(out, "bench_cuda.txt"), "w") as fh:
