@@ -29,7 +29,12 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 from ._em import Model, Problem, initialize, run_em
 from ._experts import _MIN_MASS_SHARE
 from ._kernels import get_backend
-from ._kernels._design import nearest_centres, standardised_design, weighted_scaling
+from ._kernels._design import (
+    nearest_centres,
+    random_responsibilities,
+    standardised_design,
+    weighted_scaling,
+)
 from ._tree import GatingTree
 
 # ``branching`` is checked element-wise in fit (see ``_gating_tree``).
@@ -367,10 +372,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if self.init_params == "random":
             # NumPy's Generator: RandomState draws a uniform about four times slower,
             # which at n K = 1.6e8 took seconds.
-            rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-            resp = rng.random((n, K))
-            resp /= resp.sum(axis=1, keepdims=True)
-            return resp
+            return random_responsibilities(n, K, random_state.randint(np.iinfo(np.int32).max))
         if self.init_params == "tree":
             labels = self._tree_labels(X_std, problem, K, random_state)
         elif self.init_params == "kmeans":

@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, _base, _config
-from skmoe._kernels._design import nearest_centres, standardised_design, weighted_scaling
+from skmoe._kernels._design import (
+    nearest_centres,
+    random_responsibilities,
+    standardised_design,
+    weighted_scaling,
+)
 
 from . import reference
 
@@ -159,3 +164,20 @@ def test_blas_runs_single_threaded_during_em(monkeypatch):
     X, y = _two_regimes(300)
     MixtureOfExpertsRegressor(2, random_state=0, max_iter=3).fit(X, y)
     assert seen and set(seen) == {1}
+
+
+def test_random_responsibilities_are_row_normalised_uniforms_per_group(monkeypatch):
+    monkeypatch.setattr(_config, "CHUNK_SIZE", 5)
+    monkeypatch.setattr(_config, "GROUP_CHUNKS", 2)
+    serial = random_responsibilities(37, 4, 11)
+    monkeypatch.setattr(_config, "PARALLEL_MIN_GROUPS", 2)
+    pooled = random_responsibilities(37, 4, 11)
+    # The same draws whether the groups run on one thread or on the pool.
+    np.testing.assert_array_equal(serial, pooled)
+    # Oracle: group starting at row s draws Generator((seed, s)).random, then normalises.
+    expected = np.vstack([np.random.default_rng([11, s]).random((min(10, 37 - s), 4))
+                          for s in range(0, 37, 10)])
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-15)
+    np.testing.assert_allclose(pooled.sum(axis=1), 1.0, rtol=1e-14)
+    assert not np.array_equal(pooled, random_responsibilities(37, 4, 12))
