@@ -9,9 +9,12 @@ only), so EM's log-likelihood never decreases:
 - ``"newton"``: the exact Fisher information, with per-node step halving until
   the penalised objective does not decrease;
 - ``"bohning"``: Boehning's bound ``1/2 (I - 11^T/b) (x) sum_i w_i s_i x_i x_i^T``
-  on the curvature, a quadratic minoriser, so the full step is monotone without
-  evaluating the objective. At the root ``s_i = 1`` and the bound is fixed for
-  the whole fit, so the caller may pass it in once.
+  on the curvature, a quadratic minoriser, so a step is monotone without
+  evaluating the objective. With ``A`` the bound plus the ridge and ``d = A^-1 g``
+  the minoriser's maximiser, the step ``alpha d`` gains at least
+  ``(alpha - alpha^2 / 2) g^T d >= 0`` for any ``alpha`` in ``[0, 2]``; the steps
+  taken are over-relaxed (``alpha = _BOHNING_RELAXATION``). At the root ``s_i = 1``
+  and the bound is fixed for the whole fit, so the caller may pass it in once.
 """
 
 import numpy as np
@@ -20,6 +23,16 @@ from ._config import NEWTON_MAX_COEFS
 from ._linalg import cho_solve, cholesky, solve_psd
 
 _MAX_HALVINGS = 40
+
+# Length of a Boehning step in units of the minoriser's maximiser. Any value in
+# (0, 2) is monotone (module docstring); the bound overstates the curvature (up
+# to b/2 times where the gate spreads its mass over many children), so longer
+# steps go further. Measured with 5 root steps per M-step (n = 20 000 to 50 000,
+# K = 2 to 16): 1.8 needs 1.5 to 1.8 times fewer EM iterations than 1.0 and
+# stops at a higher log-likelihood; 1.9 and 2.0 gained little more, and a
+# value near 2 is slow where the bound is tight (the error shrinks by |1 - alpha|
+# per step along a direction whose curvature equals the bound).
+_BOHNING_RELAXATION = 1.8
 
 
 def resolve_solver(solver, n_children, n_coefs):
@@ -149,7 +162,7 @@ def softmax_m_step(
             A[np.diag_indices_from(A)] += reg_diag
             delta[v, 1:] = solve_psd(A, rhs).reshape(b - 1, p)
         if solver == "bohning":
-            coef = coef + delta
+            coef = coef + _BOHNING_RELAXATION * delta
         else:
             coef = _halve_until_better(kernels, X, coef, delta, w, mass, targets, y_idx, reg,
                                        objective - penalty(coef, reg))
