@@ -229,7 +229,8 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         Columns of X the experts use, as for ``gate_features``.
     gate_solver : {"auto", "newton", "bohning"}, default="auto"
         Solver of the gate's and the experts' softmax steps; "auto" uses Newton
-        for at most 64 free coefficients per node and Boehning above.
+        for at most 320 free coefficients per gate node and 64 per expert, and
+        Boehning above.
     max_iter : int, default=500
         Maximum EM iterations per start.
     tol : float, default=1e-6

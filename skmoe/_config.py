@@ -27,9 +27,15 @@ BLOCK_ELEMENTS = 1 << 17
 # the rows are wide (the Gram of 100 features has 5050 products per row).
 MIN_BLOCK_ROWS = 256
 
-# Below this many coefficients per node, the exact Newton gate step is the
-# default ("auto"); above it, the Boehning bound is cheaper per iteration.
-NEWTON_MAX_COEFS = 64
+# Up to this many free coefficients per gate node, "auto" takes the exact Newton
+# step; above it, Boehning steps. Chosen on whole fits, not on the cost of one
+# iteration: Newton's iterations cost more but it needs far fewer of them
+# (benchmarks.md, "Which gate solver"). Newton fitted faster at K = 4 to 16 up to
+# 315 coefficients (K = 4, p = 80: 6.6 times), Boehning from 341 (K = 32, p = 10).
+NEWTON_MAX_GATE_COEFS = 320
+
+# The same bound for multinomial experts (c classes: (c - 1) p coefficients each).
+NEWTON_MAX_EXPERT_COEFS = 64
 
 # Below this many inner-loop steps a prediction row kernel runs its serial build.
 PARALLEL_MIN_WORK = 1 << 18

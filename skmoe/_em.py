@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._config import NEWTON_MAX_GATE_COEFS
 from ._gating import bohning_bound, penalty, resolve_solver, softmax_m_step
 
 # Gate and multinomial-expert steps taken when the first M-step starts from
@@ -76,7 +77,8 @@ class Model:
     gate_solver: str
 
     def level_solver(self, d, n_coefs):
-        return resolve_solver(self.gate_solver, self.tree.branching[d], n_coefs)
+        return resolve_solver(self.gate_solver, self.tree.branching[d], n_coefs,
+                              NEWTON_MAX_GATE_COEFS)
 
     def gate_log_probs(self, gates, X_gate):
         """Log gate probabilities of every level, (n_samples, n_nodes * n_children) each."""

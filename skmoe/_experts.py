@@ -7,6 +7,7 @@ and move between backends unchanged.
 
 import numpy as np
 
+from ._config import NEWTON_MAX_EXPERT_COEFS
 from ._gating import penalty as softmax_penalty
 from ._gating import resolve_solver, softmax_m_step
 from ._linalg import solve_psd
@@ -89,7 +90,7 @@ class CategoricalExperts:
         return float(np.sum(softmax_penalty(params["coef"], self.reg)))
 
     def m_step(self, kernels, params, X, y_idx, resp, w, n_steps=1):
-        solver = resolve_solver(self.solver, self.n_classes, X.shape[1])
+        solver = resolve_solver(self.solver, self.n_classes, X.shape[1], NEWTON_MAX_EXPERT_COEFS)
         coef = softmax_m_step(
             kernels, X, params["coef"], w, mass=resp, y_idx=y_idx, reg=self.reg,
             solver=solver, n_steps=n_steps,

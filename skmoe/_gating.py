@@ -19,7 +19,6 @@ only), so EM's log-likelihood never decreases:
 
 import numpy as np
 
-from ._config import NEWTON_MAX_COEFS
 from ._linalg import cho_solve, cholesky, solve_psd
 
 _MAX_HALVINGS = 40
@@ -35,11 +34,11 @@ _MAX_HALVINGS = 40
 _BOHNING_RELAXATION = 1.8
 
 
-def resolve_solver(solver, n_children, n_coefs):
-    """Pick the gate solver for a node shape when ``solver == "auto"``."""
+def resolve_solver(solver, n_children, n_coefs, max_newton_coefs):
+    """Pick the solver for a node shape: Newton up to ``max_newton_coefs`` when "auto"."""
     if solver != "auto":
         return solver
-    return "newton" if (n_children - 1) * n_coefs <= NEWTON_MAX_COEFS else "bohning"
+    return "newton" if (n_children - 1) * n_coefs <= max_newton_coefs else "bohning"
 
 
 def penalty(coef, reg):
