@@ -15,6 +15,7 @@ from sklearn.linear_model import LinearRegression
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._em import Model, Problem
 from skmoe._experts import GaussianExperts
+from skmoe._gating import _BOHNING_RELAXATION, bohning_bound, penalty, softmax_m_step
 from skmoe._kernels import get_backend
 from skmoe._tree import GatingTree
 
@@ -58,6 +59,35 @@ def test_one_em_step_matches_reference():
     assert_allclose(new["experts"]["coef"], coef_ref, rtol=1e-9)
     assert_allclose(new["experts"]["var"], var_ref, rtol=1e-9)
     assert_allclose(new["gates"][0][0], gate_ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("at_root", [True, False])
+def test_bohning_step_is_relaxed_minoriser_step_and_monotone(at_root):
+    """A Boehning step is 1.8 times the oracle's minoriser maximiser and gains objective."""
+    rng = np.random.RandomState(3)
+    n, p, b, reg = 200, 3, 4, 0.1
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
+    w = rng.uniform(0.5, 1.5, size=n)
+    mass = None if at_root else rng.uniform(0.2, 1.0, size=(n, 1))
+    targets = rng.dirichlet(np.ones(b), size=n) * (1.0 if at_root else mass)
+    coef = rng.normal(scale=0.3, size=(1, b, p))
+    coef[:, 0] = 0.0
+    kernels = get_backend("cpu")
+    root_bound = bohning_bound(kernels, X, w) if at_root else None
+    got = softmax_m_step(kernels, X, coef, w, mass=mass, targets=targets, reg=reg,
+                         solver="bohning", root_bound=root_bound)
+    objective, grad, _, gram = ref.softmax_stats(X, coef, w, mass, targets)
+    mask = np.r_[0.0, np.ones(p - 1)]
+    A = np.kron(0.5 * (np.eye(b - 1) - 1.0 / b), gram[0]) + np.diag(reg * np.tile(mask, b - 1))
+    rhs = (grad[0, 1:] - reg * mask * coef[0, 1:]).ravel()
+    maximiser = np.linalg.solve(A, rhs).reshape(b - 1, p)
+    assert_allclose(got[0, 1:] - coef[0, 1:], _BOHNING_RELAXATION * maximiser, rtol=1e-9)
+    assert_array_equal(got[0, 0], 0.0)
+    before = objective[0] - penalty(coef, reg)[0]
+    after = ref.softmax_stats(X, got, w, mass, targets)[0][0] - penalty(got, reg)[0]
+    # The minoriser guarantees (f - f^2/2) rhs.A^-1.rhs at the factor f.
+    f = _BOHNING_RELAXATION
+    assert after - before >= (f - f * f / 2) * rhs @ maximiser.ravel() * (1 - 1e-9) > 0
 
 
 @pytest.mark.parametrize("branching", [(4,), (3, 2)])
