@@ -30,8 +30,8 @@ MIN_BLOCK_ROWS = 256
 # Up to this many free coefficients per gate node, "auto" takes the exact Newton
 # step; above it, Boehning steps. Chosen on whole fits, not on the cost of one
 # iteration: Newton's iterations cost more but it needs far fewer of them
-# (benchmarks.md, "Which gate solver"). Newton fitted faster at K = 4 to 16 up to
-# 315 coefficients (K = 4, p = 80: 6.6 times), Boehning from 341 (K = 32, p = 10).
+# (benchmarks.md, "Which gate solver"). Newton fitted faster in 12 of 13 shapes up
+# to 315 coefficients (K = 4, p = 80: 6.3 times), Boehning from 341 (K = 32, p = 10).
 NEWTON_MAX_GATE_COEFS = 320
 
 # The same bound for multinomial experts (c classes: (c - 1) p coefficients each).
