@@ -80,11 +80,18 @@ class Model:
         return resolve_solver(self.gate_solver, self.tree.branching[d], n_coefs,
                               NEWTON_MAX_GATE_COEFS)
 
-    def gate_log_probs(self, gates, X_gate):
-        """Log gate probabilities of every level, (n_samples, n_nodes * n_children) each."""
+    def gate_log_probs(self, gates, X_gate, known=None):
+        """Log gate probabilities of every level, (n_samples, n_nodes * n_children) each.
+
+        ``known``: per level, the log-probabilities at ``gates[d]`` already
+        computed (by the M-step), or None to compute them.
+        """
         n = X_gate.shape[0]
         out = []
         for d, coef in enumerate(gates):
+            if known is not None and known[d] is not None:
+                out.append(known[d])
+                continue
             buf = self.kernels.empty((n, self.tree.n_nodes[d] * self.tree.branching[d]))
             out.append(self.kernels.affine_log_softmax(X_gate, coef, buf))
         return out
@@ -103,13 +110,15 @@ class Model:
         gate_pen = sum(float(np.sum(penalty(c, self.reg_gate))) for c in params["gates"])
         return gate_pen + self.experts.penalty(params["experts"])
 
-    def e_step(self, params, problem, keep_root=False):
+    def e_step(self, params, problem, keep_root=False, gate_log_probs=None):
         """Return the weighted log-likelihood and the log-responsibilities.
 
         With ``keep_root``, also the root gate's log-probabilities, shape
         (n_samples, branching[0]), for the next M-step's first root step.
+        ``gate_log_probs``: per level, the gate's log-probabilities at
+        ``params["gates"]`` where the M-step left them, else None.
         """
-        levels = self.gate_log_probs(params["gates"], problem.X_gate)
+        levels = self.gate_log_probs(params["gates"], problem.X_gate, gate_log_probs)
         log_prior = self._leaf_log_prior(levels)
         log_resp = self.kernels.empty(log_prior.shape)
         self.experts.log_prob(
@@ -120,17 +129,21 @@ class Model:
             return ll, log_resp, levels[0]
         return ll, log_resp
 
-    def m_step(self, params, problem, resp, n_steps=1, root_bound=None, root_log_proba=None):
+    def m_step(self, params, problem, resp, n_steps=1, root_bound=None, root_log_proba=None,
+               return_log_probs=False):
         """Experts exactly (or by monotone steps), then every gate level.
 
         ``root_log_proba``: the root gate's log-probabilities at
-        ``params["gates"][0]`` (from :meth:`e_step`), or None.
+        ``params["gates"][0]`` (from :meth:`e_step`), or None. With
+        ``return_log_probs``, also each level's log-probabilities at its new
+        coefficients where the gate step computed them (else None), for
+        :meth:`e_step`'s ``gate_log_probs``.
         """
         experts = self.experts.m_step(
             self.kernels, params["experts"], problem.X_expert, problem.target, resp,
             problem.weight, n_steps=n_steps,
         )
-        gates = []
+        gates, log_probs = [], []
         p = problem.X_gate.shape[1]
         for d, coef in enumerate(params["gates"]):
             targets, mass = self.tree.level_targets(resp, d, self.kernels)
@@ -138,13 +151,16 @@ class Model:
             steps = n_steps
             if solver == "bohning" and d == 0:
                 steps = max(n_steps, _ROOT_BOHNING_STEPS)
-            gates.append(softmax_m_step(
+            coef, log_proba = softmax_m_step(
                 self.kernels, problem.X_gate, coef, problem.weight, mass=mass,
                 targets=targets, reg=self.reg_gate, solver=solver,
                 n_steps=steps, root_bound=root_bound if d == 0 else None,
-                log_proba=root_log_proba if d == 0 else None,
-            ))
-        return {"gates": gates, "experts": experts}
+                log_proba=root_log_proba if d == 0 else None, return_log_proba=True,
+            )
+            gates.append(coef)
+            log_probs.append(log_proba)
+        params = {"gates": gates, "experts": experts}
+        return (params, log_probs) if return_log_probs else params
 
     def initial_params(self, n_gate_coefs, n_expert_coefs):
         tree = self.tree
@@ -214,10 +230,12 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         resp = kernels.exp(log_resp, log_resp)
-        params = model.m_step(params, problem, resp, root_bound=root_bound,
-                              root_log_proba=root[0] if root else None)
+        params, log_probs = model.m_step(params, problem, resp, root_bound=root_bound,
+                                         root_log_proba=root[0] if root else None,
+                                         return_log_probs=True)
         root = None
-        ll, log_resp, *root = model.e_step(params, problem, keep_root=keep_root)
+        ll, log_resp, *root = model.e_step(params, problem, keep_root=keep_root,
+                                           gate_log_probs=log_probs)
         objectives.append(ll - model.objective_penalty(params))
         change = (objectives[-1] - objectives[-2]) / total_weight
         if verbose >= 2 and n_iter % verbose_interval == 0:

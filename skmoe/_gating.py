@@ -92,7 +92,7 @@ def bohning_bound(kernels, X, w):
 
 def softmax_m_step(
     kernels, X, coef, w, *, mass=None, targets=None, y_idx=None, reg=0.0,
-    solver="newton", n_steps=1, root_bound=None, log_proba=None,
+    solver="newton", n_steps=1, root_bound=None, log_proba=None, return_log_proba=False,
 ):
     """Take ``n_steps`` monotone steps on N weighted softmax regressions.
 
@@ -114,14 +114,21 @@ def softmax_m_step(
         The root's log gate probabilities at ``coef`` (from the E-step). With
         ``root_bound``, the first step takes its gradient from them, without
         the logits, where the backend has a ``softmax_gradient`` of its own.
+    return_log_proba : bool
+        Also return the log-probabilities at the new coefficients where the
+        steps computed them (Newton steps on soft counts: the last objective
+        check), for the next E-step to reuse; else None.
 
     Returns
     -------
     coef : ndarray of shape (n_nodes, n_children, n_coefs)
+    new_log_proba : array of shape (n_samples, n_nodes * n_children) or None
+        Only with ``return_log_proba``.
     """
     n_nodes, b, p = coef.shape
+    new_log_proba = None
     if b == 1:
-        return coef
+        return (coef, new_log_proba) if return_log_proba else coef
     mask = np.ones(p)
     mask[0] = 0.0
     reg_diag = reg * np.tile(mask, b - 1)
@@ -162,27 +169,42 @@ def softmax_m_step(
             delta[v, 1:] = solve_psd(A, rhs).reshape(b - 1, p)
         if solver == "bohning":
             coef = coef + _BOHNING_RELAXATION * delta
+            new_log_proba = None
         else:
-            coef = _halve_until_better(kernels, X, coef, delta, w, mass, targets, y_idx, reg,
-                                       objective - penalty(coef, reg))
-    return coef
+            coef, new_log_proba = _halve_until_better(
+                kernels, X, coef, delta, w, mass, targets, y_idx, reg,
+                objective - penalty(coef, reg))
+    return (coef, new_log_proba) if return_log_proba else coef
 
 
 def _halve_until_better(kernels, X, coef, delta, w, mass, targets, y_idx, reg, start_value):
-    """Per node, the longest step ``2^-k delta`` that does not lower the objective."""
-    n_nodes = coef.shape[0]
+    """Per node, the longest step ``2^-k delta`` that does not lower the objective.
+
+    Returns the new coefficients and, for soft counts (gates), the
+    log-probabilities at them, or None where they were not computed (multinomial
+    experts, or a node that found no better step). The objective of soft counts
+    is ``sum_i w_i sum_j T_ij log g_ij`` from the level's log-softmax, which the
+    next E-step can then reuse instead of computing it again.
+    """
+    n_nodes, b, _ = coef.shape
     step = np.ones(n_nodes)
     pending = np.ones(n_nodes, dtype=bool)
     result = coef.copy()
+    log_proba = None if targets is None else kernels.empty((X.shape[0], n_nodes * b))
     for _ in range(_MAX_HALVINGS):
         trial = coef + step[:, None, None] * delta
         trial[~pending] = result[~pending]
-        objective, _, _ = kernels.softmax_stats(X, trial, w, mass, targets, y_idx, None)
+        if log_proba is None:
+            objective, _, _ = kernels.softmax_stats(X, trial, w, mass, targets, y_idx, None)
+        else:
+            kernels.affine_log_softmax(X, trial, log_proba)
+            objective = kernels.weighted_sums(log_proba, w, targets).reshape(n_nodes, b).sum(1)
         value = objective - penalty(trial, reg)
         accept = pending & (value >= start_value)
         result[accept] = trial[accept]
         pending &= ~accept
         if not pending.any():
-            break
+            # Every node is at this round's trial (the accepted ones were copied in).
+            return result, log_proba
         step[pending] *= 0.5
-    return result
+    return result, None

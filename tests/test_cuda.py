@@ -205,6 +205,9 @@ def test_plumbing_matches_cpu():
     assert_allclose(gpu.total(gpu.to_device(w)), w.sum(), rtol=1e-14)
     assert_allclose(gpu.weighted_sums(gpu.to_device(resp), gpu.to_device(w)), w @ resp,
                     rtol=1e-14)
+    factor = np.log(resp)
+    assert_allclose(gpu.weighted_sums(gpu.to_device(resp), gpu.to_device(w),
+                                      gpu.to_device(factor)), w @ (resp * factor), rtol=1e-14)
     assert gpu.to_host(gpu.as_column(gpu.to_device(w))).shape == (n, 1)
 
 

@@ -91,6 +91,37 @@ def test_bohning_step_is_relaxed_minoriser_step_and_monotone(at_root):
 
 
 @pytest.mark.parametrize("branching", [(4,), (3, 2)])
+def test_newton_step_hands_its_log_probabilities_to_the_e_step(branching):
+    """The gate log-probabilities the M-step returns are those at its new coefficients."""
+    rng = np.random.RandomState(2)
+    n, p = 300, 3
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
+    y = rng.normal(size=n) + X[:, 1]
+    w = rng.uniform(0.5, 1.5, size=n)
+    tree = GatingTree(branching)
+    kernels = get_backend("cpu")
+    model = Model(kernels=kernels, tree=tree, experts=GaussianExperts(0.0, 1e-12),
+                  reg_gate=1e-3, gate_solver="newton")
+    problem = Problem(X, X, y, w)
+    params = {"gates": [rng.normal(scale=0.5, size=(tree.n_nodes[d], b, p))
+                        for d, b in enumerate(branching)],
+              "experts": {"coef": rng.normal(size=(tree.n_leaves, p)),
+                          "var": rng.uniform(0.5, 2.0, size=tree.n_leaves)}}
+    _, log_resp = model.e_step(params, problem)
+    resp = np.exp(log_resp)
+    new, log_probs = model.m_step(params, problem, resp, return_log_probs=True)
+    assert_allclose(new["gates"][0], model.m_step(params, problem, resp)["gates"][0])
+    assert all(lp is not None for lp in log_probs)
+    for coef, log_proba in zip(new["gates"], log_probs):
+        expected = kernels.affine_log_softmax(X, coef, np.empty(log_proba.shape))
+        assert_array_equal(log_proba, expected)
+    ll, log_resp = model.e_step(new, problem, gate_log_probs=log_probs)
+    ll_fresh, log_resp_fresh = model.e_step(new, problem)
+    assert ll == ll_fresh
+    assert_array_equal(log_resp, log_resp_fresh)
+
+
+@pytest.mark.parametrize("branching", [(4,), (3, 2)])
 def test_root_step_from_e_step_log_proba(branching):
     """The first root Boehning step from the E-step's log-probabilities is the same step."""
     rng = np.random.RandomState(1)

@@ -153,6 +153,22 @@ def test_softmax_gradient_from_log_proba(seed, b):
     assert_allclose(got, grad, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_weighted_sums_with_a_factor_is_the_softmax_objective(seed):
+    """Soft counts times log-probabilities, weighted and summed: the oracle's objective."""
+    rng, X, y, w, _ = _problem(seed)
+    n, n_nodes, b = X.shape[0], 2, 3
+    coef = rng.normal(size=(n_nodes, b, X.shape[1]))
+    targets = rng.dirichlet(np.ones(b), size=(n, n_nodes)).reshape(n, n_nodes * b)
+    log_proba = cpu.affine_log_softmax(X, coef, np.empty((n, n_nodes * b)))
+    got = cpu.weighted_sums(log_proba, w, targets)
+    assert_allclose(got, np.array([np.sum(w * log_proba[:, j] * targets[:, j])
+                                   for j in range(n_nodes * b)]), rtol=1e-12)
+    objective = ref.softmax_stats(X, coef, w, None, targets)[0]
+    assert_allclose(got.reshape(n_nodes, b).sum(1), objective, rtol=1e-10)
+    assert_allclose(cpu.weighted_sums(log_proba, w), w @ log_proba, rtol=1e-12)
+
+
 def test_softmax_stats_one_hot_targets():
     """Multinomial experts: mass on the observed class equals dense targets."""
     rng, X, y, w, resp = _problem(4)

@@ -1480,16 +1480,17 @@ def level_targets(resp, n_nodes, n_children, root):
     return np.ascontiguousarray(targets), mass
 
 
-def weighted_sums(values, w):
-    """``sum_i w_i values[i, l]`` for every column l.
+def weighted_sums(values, w, factor=None):
+    """``sum_i w_i values[i, l]`` (times ``factor[i, l]`` if given) for every column l.
 
     Parameters
     ----------
     values : ndarray of shape (n_samples, n_columns)
     w : ndarray of shape (n_samples,)
+    factor : ndarray of shape (n_samples, n_columns) or None
 
     Returns
     -------
     ndarray of shape (n_columns,)
     """
-    return w @ values
+    return w @ (values if factor is None else values * factor)

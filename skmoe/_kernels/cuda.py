@@ -316,8 +316,8 @@ _BATCH = 8
 
 
 @cuda.jit
-def _column_chunk_sums_kernel(A, w, chunk_size, partial):
-    """``partial[c, j] = sum of w_i A[i, j]`` over chunk c (``w`` empty means 1).
+def _column_chunk_sums_kernel(A, w, B, chunk_size, partial):
+    """``partial[c, j] = sum of w_i A[i, j] B[i, j]`` over chunk c (``w`` or ``B`` empty means 1).
 
     One block of ``_LANES`` threads per (chunk, column).
     """
@@ -326,12 +326,14 @@ def _column_chunk_sums_kernel(A, w, chunk_size, partial):
     lane = cuda.threadIdx.x
     n = A.shape[0]
     has_w = w.shape[0] > 0
+    has_b = B.shape[0] > 0
     lanes = cuda.shared.array(_LANES, dtype=float64)
     start = c * chunk_size
     stop = min(n, start + chunk_size)
     acc = 0.0
     for i in range(start + lane, stop, _LANES):
-        acc += w[i] * A[i, j] if has_w else A[i, j]
+        a = A[i, j] * B[i, j] if has_b else A[i, j]
+        acc += w[i] * a if has_w else a
     lanes[lane] = acc
     cuda.syncthreads()
     if lane == 0:
@@ -385,31 +387,33 @@ def _sum_chunks(partial):
     return out.copy_to_host()
 
 
-def _column_sums(A, w=None):
-    """Ordered (weighted) column sums of a device array of shape (n, m), on the host."""
+def _column_sums(A, w=None, B=None):
+    """Ordered column sums of a device array of shape (n, m) (times ``w`` and ``B``), on the host."""
     n, m = A.shape
     n_chunks = _n_chunks(n)
     partial = _scratch("column_sums", (n_chunks, m))
     _column_chunk_sums_kernel[(n_chunks, m), _LANES](
-        A, _empty(1) if w is None else w, _config.CUDA_CHUNK_SIZE, partial)
+        A, _empty(1) if w is None else w, _empty(2) if B is None else B,
+        _config.CUDA_CHUNK_SIZE, partial)
     return _sum_chunks(partial)
 
 
-def weighted_sums(values, w):
-    """``sum_i w_i values[i, l]`` for every column l, summed in chunk order.
+def weighted_sums(values, w, factor=None):
+    """``sum_i w_i values[i, l]`` (times ``factor[i, l]`` if given), summed in chunk order.
 
     Parameters
     ----------
     values : array of shape (n_samples, n_columns)
     w : array of shape (n_samples,)
+    factor : array of shape (n_samples, n_columns) or None
 
     Returns
     -------
     ndarray of shape (n_columns,)
     """
     if not _on_device(values):
-        return _cpu.weighted_sums(values, w)
-    return _column_sums(values, _dev(w))
+        return _cpu.weighted_sums(values, w, factor)
+    return _column_sums(values, _dev(w), None if factor is None else _dev(factor))
 
 
 def total(w):
