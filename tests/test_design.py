@@ -166,6 +166,25 @@ def test_blas_runs_single_threaded_during_em(monkeypatch):
     assert seen and set(seen) == {1}
 
 
+def test_kmeans_start_runs_single_threaded(monkeypatch):
+    """k-means' OpenMP and BLAS pools are limited to one thread during the start."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    real = KMeans.fit
+
+    def recording(self, *args, **kwargs):
+        seen.extend((pool["user_api"], pool["num_threads"]) for pool in threadpool_info())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(KMeans, "fit", recording)
+    X, y = _two_regimes(300)
+    MixtureOfExpertsRegressor(2, random_state=0, max_iter=3).fit(X, y)
+    assert {api for api, _ in seen} >= {"openmp", "blas"}
+    assert {threads for _, threads in seen} == {1}
+
+
 def test_random_responsibilities_are_row_normalised_uniforms_per_group(monkeypatch):
     monkeypatch.setattr(_config, "CHUNK_SIZE", 5)
     monkeypatch.setattr(_config, "GROUP_CHUNKS", 2)
