@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from ._em import Model, Problem, initialize, run_em
 from ._experts import _MIN_MASS_SHARE
@@ -168,19 +168,6 @@ def _threadpools():
     Each search of the loaded libraries (as ``threadpool_limits`` makes) takes
     about 4 ms, 6 % of a fit at n = 20 000.
     """
-    return ThreadpoolController()
-
-
-@functools.cache
-def _kmeans_threadpools():
-    """The thread pools that k-means uses, found once, after importing it.
-
-    Found after ``sklearn.cluster`` is imported, so that the OpenMP runtime of
-    its compiled Lloyd steps is among them (``_threadpools`` may have been
-    found before that import).
-    """
-    from sklearn.cluster import KMeans  # noqa: F401
-
     return ThreadpoolController()
 
 
@@ -424,7 +411,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         # One thread: k-means' OpenMP threads wait on each other at every Lloyd
         # step, which costs more than it saves at these sizes (and much more on
         # a busy machine).
-        with warnings.catch_warnings(), _kmeans_threadpools().limit(limits=1):
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
             # Fewer distinct points than experts: k-means says so, and EM copes.
             warnings.simplefilter("ignore", ConvergenceWarning)
             kmeans = KMeans(n_clusters=n_clusters, n_init=1, max_iter=_KMEANS_MAX_ITER,

@@ -14,10 +14,12 @@ CHUNK_SIZE = 4096
 # enough that a task outweighs its dispatch, small enough to share the rows out.
 GROUP_CHUNKS = 4
 
-# Fewer groups than this run on the caller's thread: below about 130 000 rows
-# (measured at 20 000 and 50 000 rows, K = 4, p = 10) a fit is faster on one
-# thread than on two.
-PARALLEL_MIN_GROUPS = 8
+# Fewer groups than this run on the caller's thread. Whole fits (K = 4, p = 10,
+# 2026-12-05 on a 2-core Xeon, benchmarks.md): 2 groups (20 000 rows) 1.1 to 1.2
+# times faster on one thread; 3, 4 and 7 groups (35 000, 50 000 and 100 000 rows)
+# 1.2, 1.1 and 1.4 times faster on two. (On a busy 2-core EPYC in 2026-11, one
+# thread had been as fast up to 50 000 rows.)
+PARALLEL_MIN_GROUPS = 3
 
 # Elements of one block of rows inside a group (rows x columns of the widest
 # per-block buffer); about 1 MiB of float64, so that a block stays in cache.
