@@ -6,8 +6,8 @@ iteration runs), and prints the seconds per EM iteration with the gate solver
 that ``gate_solver="auto"`` picks, next to the other solver where it is cheap
 enough to run. Per iteration, the Gram statistics cost ``K n p^2`` and the
 exact Newton gate step ``K^2 n p^2 / 2``; "auto" switches to the Boehning step
-above 64 gate coefficients per node so that large K does not pay the Newton
-price.
+above ``NEWTON_MAX_GATE_COEFS`` (320) free gate coefficients per node so that
+large K and p do not pay the Newton price.
 
 The last table is memory: the peak of the memory NumPy allocates during ``fit``
 (``tracemalloc``, which NumPy reports to), against the size of X, at
@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from skmoe import MixtureOfExpertsRegressor
+from skmoe._config import NEWTON_MAX_GATE_COEFS
 from skmoe._gating import resolve_solver
 
 
@@ -106,7 +107,7 @@ def main(argv=None):
     n_fixed = 10_000 if args.quick else 100_000
 
     def auto_and_newton_if_cheap(n, p, K):
-        auto = resolve_solver("auto", K, p + 1)
+        auto = resolve_solver("auto", K, p + 1, NEWTON_MAX_GATE_COEFS)
         other = "newton" if auto == "bohning" else "bohning"
         # The Newton system has (K-1)(p+1) unknowns: past a few hundred it is
         # the slow path "auto" avoids, and is shown only while it is affordable.
