@@ -21,6 +21,7 @@ from scipy.special import logsumexp, xlogy
 from sklearn.base import BaseEstimator, _fit_context, is_regressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -28,6 +29,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from ._em import Model, Problem, initialize, run_em
 from ._experts import _MIN_MASS_SHARE
+from ._inference import covariance_from_information, gate_layout, observed_information
 from ._kernels import get_backend
 from ._kernels._design import (
     nearest_centres,
@@ -265,6 +267,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _set_expert_attributes(self):
         """Public expert coefficients in original units (subclass)."""
+
+    def _expert_jacobian(self):
+        """One leaf's Jacobian to the user's units, and its parameters' names (subclass)."""
+        raise NotImplementedError
+
+    def _expert_standard_errors(self, se):
+        """Expert standard errors (leaf-major vector) shaped like the attributes (subclass)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------
     # Data preparation
@@ -931,6 +941,132 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         resp = np.exp(log_resp)
         entropy = -float(problem.weight @ np.sum(xlogy(resp, resp), axis=1))
         return ll + self._log_likelihood_offset(total_weight), total_weight, entropy
+
+    def standard_errors(self, X, y, sample_weight=None):
+        """Standard errors of the fitted coefficients, from the observed information.
+
+        The observed information of the log-likelihood of (X, y), the negative
+        Hessian ``-d2 sum_i w_i log p(y_i | x_i)`` at the fitted parameters, is
+        computed exactly by Louis' identity (the expected complete-data
+        information minus the covariance of the complete-data scores under the
+        responsibilities) and inverted; pass the training data and weights for
+        the usual asymptotic standard errors, as R's ``summary(refit(fit))``
+        gives for flexmix. The ridge terms (``reg_gate``, ``reg_expert``) are
+        left out of the information. Each gate child's coefficients are
+        contrasts with child 0 (the reference, whose coefficients are 0 by
+        definition and get standard error 0).
+
+        A coefficient whose direction carries no information, such as that of a
+        column constant in the data, is unidentified: its standard error is
+        ``inf`` (with a warning), and the others are computed with it held at
+        its fitted value.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        result : :class:`~sklearn.utils.Bunch`
+            ``gate_coef``, ``gate_intercept``, ``expert_coef``,
+            ``expert_intercept`` (and for regressors ``expert_variance``):
+            standard errors shaped like the fitted attributes of the same
+            names; ``covariance``, the covariance matrix of all free
+            parameters in the user's units, ordered as ``parameter_names``;
+            ``unidentified``, a boolean mask in the same order.
+
+        Raises
+        ------
+        ValueError
+            If experts collapsed during fit (``collapsed_experts_``): their
+            parameters have no information; refit with fewer experts.
+        """
+        problem = self._problem_for(X, y, sample_weight)
+        collapsed = getattr(self, "collapsed_experts_", np.empty(0, dtype=int))
+        if collapsed.size:
+            raise ValueError(
+                f"Standard errors need every expert, but experts {collapsed.tolist()} "
+                "collapsed during fit (no responsibility left to estimate them from); "
+                "refit with fewer experts."
+            )
+        model = self._model()
+        information = observed_information(
+            model.tree, model.experts, self._params, problem.X_gate, problem.X_expert,
+            problem.target, problem.weight)
+        covariance, unidentified = covariance_from_information(information)
+        jacobian, names = self._parameter_jacobian()
+        covariance = jacobian @ covariance @ jacobian.T
+        variance = np.maximum(np.diag(covariance), 0.0)
+        variance[unidentified] = np.inf
+        if unidentified.any():
+            shown = [names[i] for i in np.flatnonzero(unidentified)[:5]]
+            warnings.warn(
+                f"{int(unidentified.sum())} parameters carry no information in these data "
+                f"(e.g. {', '.join(shown)}): a constant or collinear column, or parameters "
+                "not at a maximum of the likelihood. Their standard errors are inf.",
+                UserWarning, stacklevel=2)
+        return Bunch(covariance=covariance, parameter_names=names, unidentified=unidentified,
+                     **self._gate_standard_errors(np.sqrt(variance)),
+                     **self._expert_standard_errors(
+                         np.sqrt(variance[gate_layout(model.tree, self._gate_idx.size + 1)[1]:])))
+
+    def _feature_names(self):
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            names = [f"x{j}" for j in range(self.n_features_in_)]
+        return np.asarray(names, dtype=object)
+
+    def _linear_jacobian(self, idx, factor=1.0):
+        """d(intercept, slopes) in the user's units / d(standardised coefficients)."""
+        inv_scale = 1.0 / self._x_scale[idx]
+        block = np.zeros((idx.size + 1, idx.size + 1))
+        block[0, 0] = 1.0
+        block[0, 1:] = -self._x_mean[idx] * inv_scale
+        block[np.arange(1, idx.size + 1), np.arange(1, idx.size + 1)] = inv_scale
+        return factor * block
+
+    def _parameter_jacobian(self):
+        """Jacobian from the standardised free parameters to the user's, and their names."""
+        tree = self._gating_tree()
+        features = self._feature_names()
+        gate_block = self._linear_jacobian(self._gate_idx)
+        blocks, names = [], []
+        columns = ["intercept", *features[self._gate_idx]]
+        for d in range(tree.n_levels):
+            where = "gate" if tree.n_levels == 1 else f"gate level {d}"
+            for v in range(tree.n_nodes[d]):
+                node = "" if tree.n_levels == 1 else f" node {v}"
+                for j in range(1, tree.branching[d]):
+                    blocks.append(gate_block)
+                    names += [f"{where}{node} child {j} {c}" for c in columns]
+        expert_block, expert_names = self._expert_jacobian()
+        for leaf in range(tree.n_leaves):
+            blocks.append(expert_block)
+            names += [f"expert {leaf} {name}" for name in expert_names]
+        size = sum(block.shape[0] for block in blocks)
+        jacobian = np.zeros((size, size))
+        at = 0
+        for block in blocks:
+            jacobian[at:at + block.shape[0], at:at + block.shape[0]] = block
+            at += block.shape[0]
+        return jacobian, names
+
+    def _gate_standard_errors(self, se):
+        """The gate's part of the standard errors, shaped like ``gate_coef_``."""
+        tree = self._gating_tree()
+        p = self._gate_idx.size + 1
+        coefs, intercepts, at = [], [], 0
+        for nodes, b in zip(tree.n_nodes, tree.branching):
+            level = np.zeros((nodes, b, p))
+            level[:, 1:] = se[at:at + nodes * (b - 1) * p].reshape(nodes, b - 1, p)
+            at += nodes * (b - 1) * p
+            coefs.append(level[:, :, 1:])
+            intercepts.append(level[:, :, 0])
+        if tree.n_levels == 1:
+            return {"gate_coef": coefs[0][0], "gate_intercept": intercepts[0][0]}
+        return {"gate_coef": coefs, "gate_intercept": intercepts}
 
     def n_parameters(self):
         """Number of free parameters of the fitted model (gates and experts).

@@ -116,6 +116,20 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         self.expert_intercept_ = coef[:, :, 0] - coef[:, :, 1:] @ (self._x_mean[idx]
                                                                    / self._x_scale[idx])
 
+    def _expert_jacobian(self):
+        linear = self._linear_jacobian(self._expert_idx)
+        n_free = len(self.classes_) - 1
+        columns = ["intercept", *self._feature_names()[self._expert_idx]]
+        names = [f"class {self.classes_[k]!s} {c}" for k in range(1, n_free + 1)
+                 for c in columns]
+        return np.kron(np.eye(n_free), linear), names
+
+    def _expert_standard_errors(self, se):
+        p = self._expert_idx.size + 1
+        per_leaf = np.zeros((se.size // ((len(self.classes_) - 1) * p), len(self.classes_), p))
+        per_leaf[:, 1:] = se.reshape(per_leaf.shape[0], -1, p)
+        return {"expert_coef": per_leaf[:, :, 1:], "expert_intercept": per_leaf[:, :, 0]}
+
     def _expert_text(self, leaf, names, fmt):
         rows = []
         for k in range(1, len(self.classes_)):

@@ -6,6 +6,7 @@ and move between backends unchanged.
 """
 
 import numpy as np
+from scipy.special import log_softmax
 
 from ._config import NEWTON_MAX_EXPERT_COEFS
 from ._gating import penalty as softmax_penalty
@@ -63,6 +64,37 @@ class GaussianExperts:
             var[k] = max(rss / mass[k], self.min_variance)
         return {"coef": coef, "var": var}
 
+    # Observed information (``_inference``): host NumPy on a block of rows. Each
+    # leaf's parameters are its coefficients, then its variance.
+
+    def n_leaf_params(self, n_coefs):
+        return n_coefs + 1
+
+    def sample_log_prob(self, params, X, y):
+        resid = y[:, None] - X @ params["coef"].T
+        return -0.5 * np.log(2.0 * np.pi * params["var"]) - 0.5 * resid**2 / params["var"]
+
+    def sample_scores(self, params, X, y):
+        """Gradient of each sample's log-density under each leaf, (n, leaves, params)."""
+        var = params["var"]
+        resid = y[:, None] - X @ params["coef"].T
+        coef_score = (resid / var)[:, :, None] * X[:, None, :]
+        var_score = -0.5 / var + 0.5 * resid**2 / var**2
+        return np.concatenate([coef_score, var_score[:, :, None]], axis=2)
+
+    def complete_information(self, params, X, y, weight):
+        """``sum_i weight_il (-d2 log f_l(y_i | x_i))`` per leaf, (leaves, params, params)."""
+        var = params["var"]
+        resid = y[:, None] - X @ params["coef"].T
+        p = X.shape[1]
+        out = np.empty((var.size, p + 1, p + 1))
+        out[:, :p, :p] = np.einsum("il,ia,ib->lab", weight, X, X) / var[:, None, None]
+        cross = np.einsum("il,ia->la", weight * resid, X) / var[:, None] ** 2
+        out[:, :p, p] = out[:, p, :p] = cross
+        out[:, p, p] = (np.sum(weight * resid**2, axis=0) / var**3
+                        - 0.5 * np.sum(weight, axis=0) / var**2)
+        return out
+
 
 class CategoricalExperts:
     """Multinomial logistic experts ``P_l(y = c | x) = softmax_c(B_l x)``.
@@ -102,3 +134,32 @@ class CategoricalExperts:
         if frozen.any():
             coef = np.where(frozen[:, None, None], params["coef"], coef)
         return {"coef": coef}
+
+    # Observed information (``_inference``): host NumPy on a block of rows. Each
+    # leaf's parameters are the coefficients of classes 1 .. c-1, class-major.
+
+    def n_leaf_params(self, n_coefs):
+        return (self.n_classes - 1) * n_coefs
+
+    def _log_proba(self, params, X):
+        return log_softmax(np.einsum("ia,lca->ilc", X, params["coef"]), axis=2)
+
+    def sample_log_prob(self, params, X, y_idx):
+        return np.take_along_axis(self._log_proba(params, X), y_idx[:, None, None], axis=2)[
+            :, :, 0]
+
+    def sample_scores(self, params, X, y_idx):
+        """Gradient of each sample's log-probability under each leaf, (n, leaves, params)."""
+        resid = -np.exp(self._log_proba(params, X))
+        resid[np.arange(X.shape[0]), :, y_idx] += 1.0
+        n, L, _ = resid.shape
+        return (resid[:, :, 1:, None] * X[:, None, None, :]).reshape(n, L, -1)
+
+    def complete_information(self, params, X, y_idx, weight):
+        """``sum_i weight_il (-d2 log P_l(y_i | x_i))`` per leaf, (leaves, params, params)."""
+        free = np.exp(self._log_proba(params, X))[:, :, 1:]
+        curvature = -free[:, :, :, None] * free[:, :, None, :]
+        c = free.shape[2]
+        curvature[:, :, np.arange(c), np.arange(c)] += free
+        q = c * X.shape[1]
+        return np.einsum("il,iljk,ia,ib->ljakb", weight, curvature, X, X).reshape(-1, q, q)

@@ -85,6 +85,20 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             self.expert_intercept_ = self._y_mean + y_scale * offset
             self.expert_variance_ = self._params["experts"]["var"] * y_scale**2
 
+    def _expert_jacobian(self):
+        # intercept = y_mean + y_scale * (c_0 - sum_k c_k mean_k / scale_k), and so on.
+        p = self._expert_idx.size + 1
+        block = np.zeros((p + 1, p + 1))
+        block[:p, :p] = self._linear_jacobian(self._expert_idx, self._y_scale)
+        block[p, p] = self._y_scale**2
+        names = ["intercept", *self._feature_names()[self._expert_idx], "variance"]
+        return block, names
+
+    def _expert_standard_errors(self, se):
+        per_leaf = se.reshape(-1, self._expert_idx.size + 2)
+        return {"expert_coef": per_leaf[:, 1:-1], "expert_intercept": per_leaf[:, 0],
+                "expert_variance": per_leaf[:, -1]}
+
     def _expert_text(self, leaf, names, fmt):
         terms = " ".join(f"{fmt.format(c)}*{name}"
                          for c, name in zip(self.expert_coef_[leaf], names[self._expert_idx]))

@@ -157,3 +157,94 @@ def standardised_design(X, idx, mean, scale, bound):
                 value = float(exact) if abs(exact) <= bound else value
             out[i, j + 1] = min(max(value, -bound), bound)
     return out
+
+
+# --------------------------------------------------------------------------
+# Standard errors: the Hessian of the observed log-likelihood by finite differences
+
+
+def mixture_log_likelihood(theta, names, X, y, w, classes=None):
+    """``sum_i w_i log p(y_i | x_i)`` of a flat or hierarchical MoE in the user's units.
+
+    ``theta`` holds the free parameters named as by ``standard_errors``
+    (``"gate[ level d node v] child j <column>"``, ``"expert l [class c ]<column>"``,
+    ``"expert l variance"``), columns ``intercept`` or a feature name ``x<j>``;
+    every gate's child 0 and every classifier expert's first class are 0. The
+    likelihood is written from these names alone, independently of skmoe.
+    """
+    gates, experts = {}, {}
+    for value, name in zip(theta, names):
+        words = name.split()
+        column = 0 if words[-1] == "intercept" else (
+            None if words[-1] == "variance" else 1 + int(words[-1][1:]))
+        if words[0] == "gate":
+            level = int(words[2]) if words[1] == "level" else 0
+            node = int(words[words.index("node") + 1]) if "node" in words else 0
+            child = int(words[words.index("child") + 1])
+            gates.setdefault((level, node), {}).setdefault(child, {})[column] = value
+        else:
+            leaf = int(words[1])
+            key = words[3] if words[2] == "class" else "y"
+            experts.setdefault(leaf, {}).setdefault(key, {})[column] = value
+    Xd = np.hstack([np.ones((X.shape[0], 1)), X])
+
+    def linear(coefs):
+        beta = np.zeros(Xd.shape[1])
+        for column, value in coefs.items():
+            beta[column] = value
+        return Xd @ beta
+
+    n_levels = 1 + max(level for level, _ in gates) if gates else 1
+    branching = []
+    for level in range(n_levels):
+        children = [1 + max(c) for (lv, _), c in gates.items() if lv == level]
+        branching.append(max(children))
+    n_leaves = int(np.prod(branching))
+    log_prior = np.zeros((X.shape[0], n_leaves))
+    for leaf in range(n_leaves):
+        node = 0
+        rest = leaf
+        for level, b in enumerate(branching):
+            stride = int(np.prod(branching[level + 1:]))
+            child = rest // stride
+            rest %= stride
+            rows = gates[(level, node)]
+            logits = np.column_stack([np.zeros(X.shape[0])]
+                                     + [linear(rows[j]) for j in range(1, b)])
+            log_prior[:, leaf] += logsumexp(logits[:, [child]], axis=1) - logsumexp(logits,
+                                                                                   axis=1)
+            node = node * b + child
+    log_lik = np.empty_like(log_prior)
+    for leaf in range(n_leaves):
+        if classes is None:
+            coefs = dict(experts[leaf]["y"])
+            var = coefs.pop(None)
+            r = y - linear(coefs)
+            log_lik[:, leaf] = -0.5 * np.log(2 * np.pi * var) - 0.5 * r**2 / var
+        else:
+            logits = np.column_stack([np.zeros(X.shape[0])] + [
+                linear(experts[leaf][str(c)]) for c in classes[1:]])
+            log_p = logits - logsumexp(logits, axis=1, keepdims=True)
+            log_lik[:, leaf] = log_p[np.arange(X.shape[0]), np.searchsorted(classes, y)]
+    return float(w @ logsumexp(log_prior + log_lik, axis=1))
+
+
+def finite_difference_hessian(theta, names, X, y, w, classes=None, step=1e-4):
+    """Central-difference Hessian of ``mixture_log_likelihood`` at ``theta``."""
+    theta = np.asarray(theta, dtype=float)
+    D = theta.size
+    h = step * np.maximum(1.0, np.abs(theta))
+
+    def f(delta):
+        return mixture_log_likelihood(theta + delta, names, X, y, w, classes)
+
+    H = np.empty((D, D))
+    for a in range(D):
+        for b in range(a, D):
+            ea = np.zeros(D)
+            eb = np.zeros(D)
+            ea[a] = h[a]
+            eb[b] = h[b]
+            H[a, b] = H[b, a] = (f(ea + eb) - f(ea - eb) - f(eb - ea) + f(-ea - eb)) / (
+                4 * h[a] * h[b])
+    return H
