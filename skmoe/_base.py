@@ -982,6 +982,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ValueError
             If experts collapsed during fit (``collapsed_experts_``): their
             parameters have no information; refit with fewer experts.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skmoe import MixtureOfExpertsRegressor
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.normal(size=(500, 1))
+        >>> y = np.where(X[:, 0] > 0, 2 * X[:, 0], -X[:, 0]) + 0.1 * rng.normal(size=500)
+        >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+        >>> se = moe.standard_errors(X, y)
+        >>> se.expert_coef.shape == moe.expert_coef_.shape, se.covariance.shape
+        (True, (8, 8))
+        >>> lower = moe.expert_coef_ - 1.96 * se.expert_coef  # 95 % Wald intervals
         """
         problem = self._problem_for(X, y, sample_weight)
         collapsed = getattr(self, "collapsed_experts_", np.empty(0, dtype=int))
@@ -1004,8 +1017,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             shown = [names[i] for i in np.flatnonzero(unidentified)[:5]]
             warnings.warn(
                 f"{int(unidentified.sum())} parameters carry no information in these data "
-                f"(e.g. {', '.join(shown)}): a constant or collinear column, or parameters "
-                "not at a maximum of the likelihood. Their standard errors are inf.",
+                f"(e.g. {', '.join(shown)}): a constant or collinear column, experts that "
+                "duplicate each other, or parameters not at a maximum of the likelihood. "
+                "Their standard errors are inf.",
                 UserWarning, stacklevel=2)
         return Bunch(covariance=covariance, parameter_names=names, unidentified=unidentified,
                      **self._gate_standard_errors(np.sqrt(variance)),

@@ -45,6 +45,7 @@ METHOD_INPUTS = {
     "predict_interval": "X", "sample": "X",
     "predict_responsibilities": "Xy", "score_samples": "Xy",
     "score": "Xyw", "log_likelihood": "Xyw", "bic": "Xyw", "aic": "Xyw", "icl": "Xyw",
+    "standard_errors": "Xyw",
 }
 # Public methods that take no data (or are scikit-learn's own machinery).
 NO_DATA_METHODS = {"fit", "get_params", "set_params", "get_metadata_routing", "export_text",
@@ -83,7 +84,10 @@ def _call(est, method, X, y, w):
         return getattr(est, method)(X)
     if inputs == "Xy":
         return getattr(est, method)(X, y)
-    return getattr(est, method)(X, y, sample_weight=w)
+    out = getattr(est, method)(X, y, sample_weight=w)
+    # Of the standard errors, the covariance: finite, where an unidentified
+    # parameter's standard error is inf by design (with a warning).
+    return out.covariance if method == "standard_errors" else out
 
 
 def _assert_finite_outputs(est, X, y=None):
@@ -425,7 +429,7 @@ METHOD_CASES = [
          re.escape("labels not seen during fit: [7]"), applies=is_classifier, target="y",
          # score is accuracy: an unseen label is simply a wrong prediction there.
          methods=("predict_responsibilities", "score_samples", "log_likelihood", "bic",
-                  "aic", "icl")),
+                  "aic", "icl", "standard_errors")),
     Case("string target for a regressor", _with(y=lambda X, y, E: np.full(len(y), "u")),
          ValueError, "(needs a numeric target y|could not convert string to float)",
          applies=is_regressor, target="y"),
