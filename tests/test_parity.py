@@ -75,6 +75,33 @@ def test_npreg_quadratic_experts(gate, reference):
     assert ll >= reference - 1e-3, (ll, reference)
 
 
+def test_standard_errors_match_flexmix_refit():
+    """tonedata, K = 2, gate ``~ stretchratio``: the standard errors of ``summary(refit(m))``.
+
+    From flexmix 2.3.18 (R 4.2.2), the best of 20 starts of
+    ``flexmix(tuned ~ stretchratio, data = d, k = 2, model = FLXMRglm(),
+    concomitant = FLXPmultinom(~ stretchratio), control = list(tolerance = 1e-10,
+    iter.max = 5000, minprior = 0))`` after ``set.seed(0)``; ``refit`` re-maximises
+    the log-likelihood with ``optim`` and inverts its Hessian. Rows: the experts by
+    intercept (flexmix's Comp.1 and Comp.2), then the gate of Comp.2 against Comp.1.
+    """
+    x, y = _read("mixtools__tonedata.csv", ["stretchratio", "tuned"])
+    X = x[:, None]
+    est = MixtureOfExpertsRegressor(2, n_init=10, init_params="random_from_data",
+                                    reg_gate=0.0, reg_expert=0.0, tol=1e-10, max_iter=5000,
+                                    random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    se = est.standard_errors(X, y)
+    order = np.argsort(est.expert_intercept_)
+    np.testing.assert_allclose(est.expert_intercept_[order], [-0.029489, 1.913217], atol=2e-5)
+    np.testing.assert_allclose(se.expert_intercept[order], [0.108398, 0.022885], rtol=1e-3)
+    np.testing.assert_allclose(se.expert_coef[order, 0], [0.046306, 0.010382], rtol=1e-3)
+    # One free gate row, so its standard errors do not depend on which expert is 0.
+    np.testing.assert_allclose(se.gate_intercept[1], 1.10002, rtol=1e-3)
+    np.testing.assert_allclose(se.gate_coef[1, 0], 0.45301, rtol=1e-3)
+
 
 def test_bic_chooses_four_experts_on_mcycle():
     """The data README: BIC picks K=4 among K=1..6 on mcycle."""
