@@ -150,6 +150,26 @@ def _collapsed_experts(mass):
     return np.flatnonzero(mass <= _MIN_MASS_SHARE * float(mass.sum()))
 
 
+def _congruence(jacobian, covariance):
+    """``jacobian @ covariance @ jacobian.T``, overflowing to inf but never to NaN.
+
+    Each row of the Jacobian is scaled to a largest entry of 1 first (an infinite
+    entry, from a scale below the float range, becomes its sign), so that the
+    product in the middle is finite; the scales multiply back at the end, where
+    an exact 0 stays 0.
+    """
+    magnitude = np.abs(jacobian).max(axis=1, initial=0.0)
+    safe = np.where((magnitude > 0) & np.isfinite(magnitude), magnitude, 1.0)
+    unit = np.where(np.isinf(jacobian), np.sign(jacobian), jacobian / safe[:, None])
+    unit[np.isinf(magnitude)] = np.where(np.isinf(jacobian[np.isinf(magnitude)]),
+                                         np.sign(jacobian[np.isinf(magnitude)]), 0.0)
+    middle = unit @ covariance @ unit.T
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = magnitude[:, None] * middle * magnitude[None, :]
+    out[middle == 0] = 0.0
+    return out
+
+
 def _make_design(X, idx, mean, scale, bound=_MAX_STANDARDISED):
     """Standardised columns ``idx`` of X after an intercept column."""
     return standardised_design(X, idx, mean[idx], scale[idx], bound)
@@ -959,7 +979,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         A coefficient whose direction carries no information, such as that of a
         column constant in the data, is unidentified: its standard error is
         ``inf`` (with a warning), and the others are computed with it held at
-        its fitted value.
+        its fitted value. Where the user's units exceed the float range (data
+        near 1e300), standard errors and covariances overflow to ``inf``, as the
+        coefficients do, never to NaN.
 
         Parameters
         ----------
@@ -977,11 +999,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             parameters in the user's units, ordered as ``parameter_names``;
             ``unidentified``, a boolean mask in the same order.
 
-        Raises
-        ------
-        ValueError
-            If experts collapsed during fit (``collapsed_experts_``): their
-            parameters have no information; refit with fewer experts.
+        The experts that collapsed during fit (``collapsed_experts_``) are
+        held at their frozen parameters, which are unidentified (``inf``).
 
         Examples
         --------
@@ -997,34 +1016,33 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         >>> lower = moe.expert_coef_ - 1.96 * se.expert_coef  # 95 % Wald intervals
         """
         problem = self._problem_for(X, y, sample_weight)
-        collapsed = getattr(self, "collapsed_experts_", np.empty(0, dtype=int))
-        if collapsed.size:
-            raise ValueError(
-                f"Standard errors need every expert, but experts {collapsed.tolist()} "
-                "collapsed during fit (no responsibility left to estimate them from); "
-                "refit with fewer experts."
-            )
         model = self._model()
         information = observed_information(
             model.tree, model.experts, self._params, problem.X_gate, problem.X_expert,
             problem.target, problem.weight)
+        n_gate = gate_layout(model.tree, self._gate_idx.size + 1)[1]
+        # A collapsed expert's parameters were frozen by EM: held fixed here.
+        frozen = np.zeros(information.shape[0], dtype=bool)
+        leaf_size = (information.shape[0] - n_gate) // model.tree.n_leaves
+        for leaf in getattr(self, "collapsed_experts_", ()):
+            frozen[n_gate + leaf * leaf_size:n_gate + (leaf + 1) * leaf_size] = True
+        information[frozen] = 0.0
+        information[:, frozen] = 0.0
         covariance, unidentified = covariance_from_information(information)
         jacobian, names = self._parameter_jacobian()
-        covariance = jacobian @ covariance @ jacobian.T
-        variance = np.maximum(np.diag(covariance), 0.0)
+        covariance = _congruence(jacobian, covariance)
+        variance = np.diag(covariance).copy()
         variance[unidentified] = np.inf
-        if unidentified.any():
-            shown = [names[i] for i in np.flatnonzero(unidentified)[:5]]
+        if (unidentified & ~frozen).any():
+            shown = [names[i] for i in np.flatnonzero(unidentified & ~frozen)[:5]]
             warnings.warn(
-                f"{int(unidentified.sum())} parameters carry no information in these data "
-                f"(e.g. {', '.join(shown)}): a constant or collinear column, experts that "
-                "duplicate each other, or parameters not at a maximum of the likelihood. "
-                "Their standard errors are inf.",
-                UserWarning, stacklevel=2)
+                f"{int((unidentified & ~frozen).sum())} parameters carry no information in "
+                f"these data (e.g. {', '.join(shown)}): a constant or collinear column, "
+                "experts that duplicate each other, or parameters not at a maximum of the "
+                "likelihood. Their standard errors are inf.", UserWarning, stacklevel=2)
+        se = np.sqrt(np.maximum(variance, 0.0))
         return Bunch(covariance=covariance, parameter_names=names, unidentified=unidentified,
-                     **self._gate_standard_errors(np.sqrt(variance)),
-                     **self._expert_standard_errors(
-                         np.sqrt(variance[gate_layout(model.tree, self._gate_idx.size + 1)[1]:])))
+                     **self._gate_standard_errors(se), **self._expert_standard_errors(se[n_gate:]))
 
     def _feature_names(self):
         names = getattr(self, "feature_names_in_", None)
@@ -1034,12 +1052,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _linear_jacobian(self, idx, factor=1.0):
         """d(intercept, slopes) in the user's units / d(standardised coefficients)."""
-        inv_scale = 1.0 / self._x_scale[idx]
         block = np.zeros((idx.size + 1, idx.size + 1))
-        block[0, 0] = 1.0
-        block[0, 1:] = -self._x_mean[idx] * inv_scale
-        block[np.arange(1, idx.size + 1), np.arange(1, idx.size + 1)] = inv_scale
-        return factor * block
+        with np.errstate(over="ignore", divide="ignore"):  # inf beyond the float range
+            # ``mean / scale`` as in the attributes: 0, not NaN, for a zero mean.
+            block[0, 1:] = -self._x_mean[idx] / self._x_scale[idx]
+            block[np.arange(1, idx.size + 1), np.arange(1, idx.size + 1)] = (
+                1.0 / self._x_scale[idx])
+            block[0, 0] = 1.0
+            return np.float64(factor) * block
 
     def _parameter_jacobian(self):
         """Jacobian from the standardised free parameters to the user's, and their names."""

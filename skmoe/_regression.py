@@ -90,7 +90,8 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         p = self._expert_idx.size + 1
         block = np.zeros((p + 1, p + 1))
         block[:p, :p] = self._linear_jacobian(self._expert_idx, self._y_scale)
-        block[p, p] = self._y_scale**2
+        with np.errstate(over="ignore"):  # inf beyond the float range
+            block[p, p] = np.float64(self._y_scale) ** 2
         names = ["intercept", *self._feature_names()[self._expert_idx], "variance"]
         return block, names
 

@@ -169,9 +169,17 @@ def test_constant_column_is_unidentified_and_leaves_the_rest_exact():
     np.testing.assert_allclose(result.expert_intercept, plain.expert_intercept, rtol=1e-5)
 
 
-def test_collapsed_experts_raise_a_clear_error():
-    X, y = _smooth_regression(100, 7)
+def test_collapsed_experts_are_held_fixed():
+    """A collapsed expert's frozen parameters get inf; the rest is conditional on them."""
+    X, y = _smooth_regression(300, 7)
     est = _fit(MixtureOfExpertsRegressor(2, random_state=0), X, y)
+    full = est.standard_errors(X, y)
     est.collapsed_experts_ = np.array([1])
-    with pytest.raises(ValueError, match="collapsed during fit"):
-        est.standard_errors(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # frozen parameters are expected, not warned about
+        held = est.standard_errors(X, y)
+    assert np.all(np.isinf(held.expert_coef[1])) and np.isinf(held.expert_variance[1])
+    assert np.all(np.isfinite(held.expert_coef[0])) and np.all(np.isfinite(held.gate_coef))
+    # Holding a parameter fixed can only shrink the others' variances.
+    assert np.all(held.expert_coef[0] <= full.expert_coef[0] * (1 + 1e-12))
+    assert np.all(held.gate_coef <= full.gate_coef * (1 + 1e-12))
