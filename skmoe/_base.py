@@ -29,7 +29,7 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from ._em import Model, Problem, initialize, run_em
 from ._experts import _MIN_MASS_SHARE
-from ._inference import covariance_from_information, gate_layout, observed_information
+from ._inference import covariance_from_information, observed_information
 from ._kernels import get_backend
 from ._kernels._design import (
     nearest_centres,
@@ -1020,7 +1020,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         information = observed_information(
             model.tree, model.experts, self._params, problem.X_gate, problem.X_expert,
             problem.target, problem.weight)
-        n_gate = gate_layout(model.tree, self._gate_idx.size + 1)[1]
+        n_gate = model.tree.n_gate_params(self._gate_idx.size + 1)
         # A collapsed expert's parameters were frozen by EM: held fixed here.
         frozen = np.zeros(information.shape[0], dtype=bool)
         leaf_size = (information.shape[0] - n_gate) // model.tree.n_leaves

@@ -6,41 +6,33 @@ complete-data terms ``c_il = log g_l(x_i) + log f_l(y_i | x_i)`` (Louis 1982)::
 
     -d2 l = sum_i w_i ( E_h[-d2 c_i] - Cov_h[d c_i] )
 
-The first term is block-diagonal (every gate node, every expert on its own)
-and is made of weighted Grams; the second is the weighted covariance, over the
-experts, of each sample's complete-data scores. Both are sums over samples,
-taken here in blocks of rows, on the host, in the standardised space of the
-fit. The information is that of the unpenalised log-likelihood (the ridge
-terms are left out, as R's flexmix has none).
+The first term is block-diagonal (every gate node, every expert on its own).
+The second has structure too: leaf l's gate score is ``rho_il (x) x_i``, where
+``rho_il`` holds, at every gate node on l's path, the child's indicator minus
+the gate probabilities (children 1 .. b-1), and its expert score ``b_il`` sits
+in leaf l's block alone. So, with ``rho_bar = E_h[rho]``:
+
+- gates: ``sum_i w_i (E_h[-d2 log g] - Cov_h[rho_i]) (x) x_i x_i^T``;
+- gate and expert l: ``-sum_i w_i h_il ((rho_il - rho_bar_i) (x) x_i) b_il^T``;
+- experts l and m: ``-sum_i w_i (delta_lm h_il - h_il h_im) b_il b_im^T``,
+
+which costs about ``n (gate + expert parameters)^2`` rather than ``n K`` times
+that. Everything runs on the host in blocks of rows, in the standardised space
+of the fit, for the unpenalised log-likelihood (the ridge terms are left out,
+as R's flexmix has none).
 
 Parameter order (the rows of the information):
 
 - every gate node, level by level, and within a node every non-reference child
   j = 1 .. b-1: its coefficients on the gate design (intercept first);
-- every expert, leaf by leaf: the family's parameters (``expert_layout``).
+- every expert, leaf by leaf: the family's parameters (``n_leaf_params``).
 """
 
 import numpy as np
 from scipy.special import log_softmax
 
-# Elements of the (rows, leaves, parameters) score block of one pass: 16 MiB.
-_BLOCK_ELEMENTS = 1 << 21
-
-
-def gate_layout(tree, n_gate_coefs):
-    """Offset of each gate node's block in the parameter vector, and the gate total.
-
-    Returns
-    -------
-    offsets : list of ndarray of shape (n_nodes[d],)
-    n_gate_params : int
-    """
-    offsets, start = [], 0
-    for nodes, b in zip(tree.n_nodes, tree.branching):
-        size = (b - 1) * n_gate_coefs
-        offsets.append(start + size * np.arange(nodes))
-        start += size * nodes
-    return offsets, start
+# Elements of the largest per-row temporary of one block of rows: 8 MiB.
+_BLOCK_ELEMENTS = 1 << 20
 
 
 def observed_information(tree, experts, params, X_gate, X_expert, target, weight):
@@ -61,78 +53,76 @@ def observed_information(tree, experts, params, X_gate, X_expert, target, weight
     information : ndarray of shape (n_params, n_params)
     """
     n, p_gate = X_gate.shape
-    offsets, n_gate = gate_layout(tree, p_gate)
     q = experts.n_leaf_params(X_expert.shape[1])
-    n_params = n_gate + tree.n_leaves * q
-    information = np.zeros((n_params, n_params))
-    rows = max(1, _BLOCK_ELEMENTS // max(1, tree.n_leaves * n_params))
+    L = tree.n_leaves
+    n_free = sum(nodes * (b - 1) for nodes, b in zip(tree.n_nodes, tree.branching))
+    gate = np.zeros((n_free * p_gate,) * 2)
+    cross = np.zeros((n_free * p_gate, L * q))
+    expert = np.zeros((L * q, L * q))
+    widest = max(L * n_free, n_free**2, p_gate**2, n_free * p_gate, L * q, 1)
+    rows = max(1, _BLOCK_ELEMENTS // widest)
     for start in range(0, n, rows):
         block = slice(start, min(n, start + rows))
-        _add_block(information, tree, experts, params, offsets, n_gate, q,
-                   X_gate[block], X_expert[block], target[block], weight[block])
-    return information
+        _add_block(gate, cross, expert, tree, experts, params, X_gate[block], X_expert[block],
+                   target[block], weight[block])
+    return np.block([[gate, cross], [cross.T, expert]])
 
 
-def _add_block(information, tree, experts, params, offsets, n_gate, q, X_gate, X_expert,
-               target, weight):
+def _add_block(gate, cross, expert, tree, experts, params, X_gate, X_expert, target, weight):
     n, p_gate = X_gate.shape
     L = tree.n_leaves
+    n_free = gate.shape[0] // p_gate
     log_gates = [log_softmax(np.einsum("ia,vja->ivj", X_gate, coef), axis=2)
                  for coef in params["gates"]]
     log_prior = np.zeros((n, L))
     for d, log_gate in enumerate(log_gates):
         log_prior += log_gate.reshape(n, -1)[:, np.arange(L) // tree.stride[d]]
-    gates = [np.exp(log_gate) for log_gate in log_gates]
     log_joint = log_prior + experts.sample_log_prob(params["experts"], X_expert, target)
     resp = np.exp(log_softmax(log_joint, axis=1))
     u = weight[:, None] * resp
 
-    # Complete-data scores of every sample under every expert, (n, L, params).
-    scores = np.zeros((n, L, information.shape[0]))
-    for d, g in enumerate(gates):
+    # rho (n, L, free children), and E_h of the complete-data gate information per
+    # sample, block-diagonal over the nodes: mass_v (diag(g_v) - g_v g_v^T).
+    rho = np.zeros((n, L, n_free))
+    curvature = np.zeros((n, n_free, n_free))
+    at = 0
+    for d, log_gate in enumerate(log_gates):
         b = tree.branching[d]
         if b == 1:
             continue
-        size = (b - 1) * p_gate
-        for leaf in range(L):
-            edge = leaf // tree.stride[d]
-            node, child = divmod(edge, b)
-            residual = -g[:, node, 1:]
-            if child > 0:
-                residual[:, child - 1] += 1.0
-            at = offsets[d][node]
-            scores[:, leaf, at:at + size] = (residual[:, :, None] * X_gate[:, None, :]).reshape(
-                n, size)
-    leaf_scores = experts.sample_scores(params["experts"], X_expert, target)
-    for leaf in range(L):
-        at = n_gate + leaf * q
-        scores[:, leaf, at:at + q] = leaf_scores[:, leaf]
-
-    # - Cov_h of the scores: rows sqrt(w h) (s_l - s_bar).
-    centred = scores - np.einsum("il,ilk->ik", resp, scores)[:, None, :]
-    centred *= np.sqrt(u)[:, :, None]
-    flat = centred.reshape(n * L, -1)
-    information -= flat.T @ flat
-
-    # + E_h of the complete-data information, block by block.
-    for d, g in enumerate(gates):
-        b = tree.branching[d]
-        if b == 1:
-            continue
-        mass = u.reshape(n, tree.n_nodes[d], -1).sum(axis=2)  # weight reaching each node
-        free = g[:, :, 1:]
-        curvature = -free[:, :, :, None] * free[:, :, None, :]
-        curvature[:, :, np.arange(b - 1), np.arange(b - 1)] += free
-        size = (b - 1) * p_gate
+        free = np.exp(log_gate[:, :, 1:])
+        mass = resp.reshape(n, tree.n_nodes[d], -1).sum(axis=2)
         for node in range(tree.n_nodes[d]):
-            at = offsets[d][node]
-            block = np.einsum("i,ijk,ia,ic->jakc", mass[:, node], curvature[:, node],
-                              X_gate, X_gate).reshape(size, size)
-            information[at:at + size, at:at + size] += block
-    leaf_information = experts.complete_information(params["experts"], X_expert, target, u)
+            span = slice(at + node * (b - 1), at + (node + 1) * (b - 1))
+            g = free[:, node]
+            curvature[:, span, span] = mass[:, node, None, None] * (
+                g[:, :, None] * (np.eye(b - 1) - g[:, None, :]))
+        for leaf in range(L):
+            node, child = divmod(leaf // tree.stride[d], b)
+            first = at + node * (b - 1)
+            rho[:, leaf, first:first + b - 1] = -free[:, node]
+            if child > 0:
+                rho[:, leaf, first + child - 1] += 1.0
+        at += tree.n_nodes[d] * (b - 1)
+    rho -= np.einsum("il,ilg->ig", resp, rho)[:, None, :]  # centred: rho - rho_bar
+    curvature -= np.einsum("il,ilg,ilk->igk", resp, rho, rho)
+    curvature *= weight[:, None, None]
+    outer = (X_gate[:, :, None] * X_gate[:, None, :]).reshape(n, -1)
+    gate += (curvature.reshape(n, -1).T @ outer).reshape(n_free, n_free, p_gate, p_gate) \
+        .transpose(0, 2, 1, 3).reshape(gate.shape)
+
+    scores = experts.sample_scores(params["experts"], X_expert, target)  # (n, L, q)
+    q = scores.shape[2]
     for leaf in range(L):
-        at = n_gate + leaf * q
-        information[at:at + q, at:at + q] += leaf_information[leaf]
+        weighted = (u[:, leaf, None] * rho[:, leaf])[:, :, None] * X_gate[:, None, :]
+        cross[:, leaf * q:(leaf + 1) * q] -= weighted.reshape(n, -1).T @ scores[:, leaf]
+    mean_scores = (resp[:, :, None] * scores).reshape(n, L * q)
+    expert += (weight[:, None] * mean_scores).T @ mean_scores
+    complete = experts.complete_information(params["experts"], X_expert, target, u)
+    for leaf in range(L):
+        span = slice(leaf * q, (leaf + 1) * q)
+        leaf_scores = scores[:, leaf]
+        expert[span, span] += complete[leaf] - (u[:, leaf, None] * leaf_scores).T @ leaf_scores
 
 
 def covariance_from_information(information, rtol=1e-10):
