@@ -198,7 +198,7 @@ def mixture_log_likelihood(theta, names, X, y, w, classes=None):
     branching = []
     for level in range(n_levels):
         children = [1 + max(c) for (lv, _), c in gates.items() if lv == level]
-        branching.append(max(children))
+        branching.append(max(children, default=1))  # one expert: no gate parameters
     n_leaves = int(np.prod(branching))
     log_prior = np.zeros((X.shape[0], n_leaves))
     for leaf in range(n_leaves):
@@ -208,7 +208,7 @@ def mixture_log_likelihood(theta, names, X, y, w, classes=None):
             stride = int(np.prod(branching[level + 1:]))
             child = rest // stride
             rest %= stride
-            rows = gates[(level, node)]
+            rows = gates.get((level, node), {})
             logits = np.column_stack([np.zeros(X.shape[0])]
                                      + [linear(rows[j]) for j in range(1, b)])
             log_prior[:, leaf] += logsumexp(logits[:, [child]], axis=1) - logsumexp(logits,

@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
 from skmoe import (
@@ -84,9 +86,22 @@ def test_information_and_covariance_match_finite_differences(case):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every parameter is identified here
         result = est.standard_errors(X, y, sample_weight=w)
-    hessian = finite_difference_hessian(_theta(est), result.parameter_names, X, y, w,
-                                        classes=est.classes_ if classifier else None)
     # The information of the standardised fit is J^T (-H) J for the user's units' H.
+    hessian = _information_against_finite_differences(est, X, y, w)
+    assert not result.unidentified.any()
+    reference = np.linalg.inv(-hessian)
+    scale = np.sqrt(np.outer(np.diag(reference), np.diag(reference)))
+    np.testing.assert_allclose(result.covariance / scale, reference / scale, atol=2e-4)
+    # The standard errors are the covariance's diagonal, shaped like the attributes.
+    se = np.sqrt(np.diag(result.covariance))
+    np.testing.assert_allclose(_theta_shaped(est, result), se, rtol=1e-12)
+
+
+def _information_against_finite_differences(est, X, y, w):
+    """Assert ``observed_information`` equals ``J^T (-H) J`` for the user-units Hessian H."""
+    names = est._parameter_jacobian()[1]
+    hessian = finite_difference_hessian(_theta(est), names, X, y, w,
+                                        classes=getattr(est, "classes_", None))
     problem = est._problem_for(X, y, w)
     model = est._model()
     information = observed_information(model.tree, model.experts, est._params, problem.X_gate,
@@ -95,13 +110,40 @@ def test_information_and_covariance_match_finite_differences(case):
     expected = -jacobian.T @ hessian @ jacobian
     scale = np.sqrt(np.outer(np.abs(np.diag(expected)), np.abs(np.diag(expected)))) + 1e-12
     np.testing.assert_allclose(information / scale, expected / scale, atol=1e-4)
-    assert not result.unidentified.any()
-    reference = np.linalg.inv(-hessian)
-    scale = np.sqrt(np.outer(np.diag(reference), np.diag(reference)))
-    np.testing.assert_allclose(result.covariance / scale, reference / scale, atol=2e-4)
-    # The standard errors are the covariance's diagonal, shaped like the attributes.
-    se = np.sqrt(np.diag(result.covariance))
-    np.testing.assert_allclose(_theta_shaped(est, result), se, rtol=1e-12)
+    return hessian
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    n_samples=st.integers(40, 120),
+    n_features=st.integers(1, 2),
+    shape=st.sampled_from([(1,), (2,), (3,), (2, 2)]),
+    classifier=st.booleans(),
+    weighted=st.booleans(),
+    max_iter=st.integers(0, 5),
+)
+def test_louis_identity_holds_at_any_parameters(seed, n_samples, n_features, shape, classifier,
+                                                weighted, max_iter):
+    """Louis' identity is exact away from a maximum too: unconverged fits, any shape."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n_samples, n_features)) * rng.uniform(0.5, 3.0, size=n_features)
+    y = X[:, 0] * np.sign(X[:, -1]) + 0.5 * rng.normal(size=n_samples)
+    w = rng.uniform(0.2, 3.0, size=n_samples) if weighted else None
+    common = {"random_state": seed, "max_iter": max_iter, "reg_gate": 0.1, "reg_expert": 0.1}
+    if classifier:
+        y = np.digitize(y, [-0.5, 0.5])
+        if np.unique(y).size < 2:
+            y[:2] = [0, 1]
+        est = (HierarchicalMixtureOfExpertsClassifier(branching=shape, **common) if len(shape) > 1
+               else MixtureOfExpertsClassifier(shape[0], **common))
+    else:
+        est = (HierarchicalMixtureOfExpertsRegressor(branching=shape, **common) if len(shape) > 1
+               else MixtureOfExpertsRegressor(shape[0], **common))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y, sample_weight=w)
+    _information_against_finite_differences(est, X, y, np.ones(n_samples) if w is None else w)
 
 
 def _theta_shaped(est, result):
