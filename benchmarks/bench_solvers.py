@@ -23,8 +23,7 @@ import warnings
 
 from sklearn.exceptions import ConvergenceWarning
 
-from skmoe import MixtureOfExpertsRegressor, _config
-from skmoe import _gating
+from skmoe import MixtureOfExpertsRegressor, _config, _gating
 from skmoe._gating import resolve_solver
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -14,7 +14,6 @@ from skmoe import (
     MixtureOfExpertsClassifier,
     MixtureOfExpertsRegressor,
 )
-
 from skmoe._inference import observed_information
 
 from .reference import finite_difference_hessian

@@ -388,7 +388,7 @@ def _sum_chunks(partial):
 
 
 def _column_sums(A, w=None, B=None):
-    """Ordered column sums of a device array of shape (n, m) (times ``w`` and ``B``), on the host."""
+    """Ordered column sums of a device array (n, m) (times ``w`` and ``B``), on the host."""
     n, m = A.shape
     n_chunks = _n_chunks(n)
     partial = _scratch("column_sums", (n_chunks, m))
