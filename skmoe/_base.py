@@ -352,6 +352,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ``(1 + ||coef_l||_1)`` times the bound, so outputs stay below an eighth of
         the largest float (never less than 1e3, far outside the training data).
         """
+        if "coef" not in self._params["experts"]:
+            return _MAX_STANDARDISED  # estimator experts bound their own outputs
         coef = np.delete(self._params["experts"]["coef"],
                          getattr(self, "collapsed_experts_", []), axis=0)
         reach = 1.0 + float(np.max(np.sum(np.abs(coef), axis=-1)))
@@ -376,10 +378,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _model(self, attributes=None):
         """The EM model; ``attributes`` are fitted ones not yet set on self."""
+        # The experts first: their errors (an unusable expert_estimator) come before
+        # any about the backend.
+        experts = self._make_experts(vars(self) if attributes is None else attributes)
         return Model(
             kernels=get_backend(self.backend),
             tree=self._gating_tree(),
-            experts=self._make_experts(vars(self) if attributes is None else attributes),
+            experts=experts,
             reg_gate=float(self.reg_gate),
             gate_solver=self.gate_solver,
         )
@@ -1016,6 +1021,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         problem = self._problem_for(X, y, sample_weight)
         model = self._model()
+        if not hasattr(model.experts, "sample_scores"):
+            raise ValueError(
+                "Standard errors need parametric experts: they are not defined for "
+                "expert_estimator experts."
+            )
         information = observed_information(
             model.tree, model.experts, self._params, problem.X_gate, problem.X_expert,
             problem.target, problem.weight)
@@ -1109,7 +1119,14 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         n_params : int
         """
         check_is_fitted(self)
-        return self._model().n_params(self._gate_idx.size + 1, self._expert_idx.size + 1)
+        count = self._model().n_params(self._gate_idx.size + 1, self._expert_idx.size + 1)
+        if count is None:
+            raise ValueError(
+                "The number of parameters, and with it BIC, AIC and ICL, is not defined for "
+                "expert_estimator experts (an arbitrary estimator has no parameter count); "
+                "compare such models by their cross-validated score."
+            )
+        return count
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -182,9 +182,9 @@ class Model:
         return problem.root_bound
 
     def n_params(self, n_gate_coefs, n_expert_coefs):
-        return self.tree.n_gate_params(n_gate_coefs) + self.experts.n_params(
-            self.tree.n_leaves, n_expert_coefs
-        )
+        """Free parameters, or None where the experts have no count (estimator experts)."""
+        experts = self.experts.n_params(self.tree.n_leaves, n_expert_coefs)
+        return None if experts is None else self.tree.n_gate_params(n_gate_coefs) + experts
 
 
 def initialize(model, problem, resp):

@@ -7,6 +7,7 @@ and move between backends unchanged.
 
 import numpy as np
 from scipy.special import log_softmax
+from sklearn.base import clone
 
 from ._config import NEWTON_MAX_EXPERT_COEFS
 from ._gating import penalty as softmax_penalty
@@ -94,6 +95,71 @@ class GaussianExperts:
         out[:, p, p] = (np.sum(weight * resid**2, axis=0) / var**3
                         - 0.5 * np.sum(weight, axis=0) / var**2)
         return out
+
+
+class EstimatorExperts:
+    """Any scikit-learn regressor as each expert, around a Gaussian noise model.
+
+    Leaf l is a clone of ``estimator`` refitted in every M-step with
+    ``sample_weight = w * h_l``, on the expert columns and the target in the
+    user's units (recovered from the standardised design), so that the fitted
+    clones predict on the user's data; the density of y is Gaussian around the
+    clone's prediction with a variance per expert, the weighted mean squared
+    residual (floored at ``min_variance``). EM's log-likelihood then never
+    decreases only when the weighted fit maximises the weighted Gaussian
+    likelihood (least squares, as ``LinearRegression``); a greedy or penalised
+    fit, such as a tree of bounded depth, can lower it.
+    """
+
+    def __init__(self, estimator, min_variance, x_mean, x_scale, y_mean, y_scale):
+        self.estimator = estimator
+        self.min_variance = min_variance
+        self.x_mean, self.x_scale = x_mean, x_scale
+        self.y_mean, self.y_scale = y_mean, y_scale
+
+    def n_params(self, n_leaves, n_coefs):
+        return None  # an arbitrary estimator has no parameter count
+
+    def initial(self, n_leaves, n_coefs):
+        return {"estimators": [None] * n_leaves, "var": np.ones(n_leaves)}
+
+    def penalty(self, params):
+        return 0.0
+
+    def user_inputs(self, X):
+        """The expert columns in the user's units, from the standardised design."""
+        return X[:, 1:] * self.x_scale + self.x_mean
+
+    def means(self, params, X):
+        """Each expert's prediction in the standardised units of y, (n, leaves)."""
+        inputs = self.user_inputs(X)
+        means = np.column_stack([(est.predict(inputs) - self.y_mean) / self.y_scale
+                                 for est in params["estimators"]])
+        # Outputs stay within an eighth of the float range in the user's units too.
+        bound = 0.125 * np.finfo(np.float64).max / max(self.y_scale, 1.0)
+        return np.clip(means, -bound, bound)
+
+    def log_prob(self, kernels, params, X, y, out):
+        resid = y[:, None] - self.means(params, X)
+        out[:] = -0.5 * np.log(2.0 * np.pi * params["var"]) - 0.5 * resid**2 / params["var"]
+        return out
+
+    def m_step(self, kernels, params, X, y, resp, w, n_steps=1):
+        inputs = self.user_inputs(X)
+        target = y * self.y_scale + self.y_mean
+        estimators = list(params["estimators"])
+        var = params["var"].copy()
+        weights = resp * w[:, None]
+        mass = weights.sum(axis=0)
+        min_mass = _MIN_MASS_SHARE * max(float(mass.sum()), np.finfo(float).tiny)
+        for k in range(len(estimators)):
+            if mass[k] <= min_mass and estimators[k] is not None:
+                continue
+            estimators[k] = clone(self.estimator).fit(inputs, target, sample_weight=weights[:, k])
+            resid = y - (estimators[k].predict(inputs) - self.y_mean) / self.y_scale
+            var[k] = max(float(weights[:, k] @ resid**2) / max(mass[k], np.finfo(float).tiny),
+                         self.min_variance)
+        return {"estimators": estimators, "var": var}
 
 
 class CategoricalExperts:

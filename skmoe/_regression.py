@@ -6,10 +6,11 @@ import numpy as np
 from scipy.special import ndtri
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import has_fit_parameter
 
 from ._base import BaseMixtureOfExperts, _standardise, branching_constraint
-from ._experts import GaussianExperts
+from ._experts import EstimatorExperts, GaussianExperts
 from ._kernels._design import weighted_scaling
 
 
@@ -20,6 +21,7 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         **BaseMixtureOfExperts._parameter_constraints,
         # Below eps**2 a floor is finer than float64 resolves a standardised target.
         "min_variance": [Interval(Real, np.finfo(np.float64).eps ** 2, None, closed="left")],
+        "expert_estimator": [None, HasMethods(["fit", "predict"])],
     }
 
     def _encode_target(self, y, sample_weight, reset):
@@ -57,7 +59,23 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return super().score(X, y, sample_weight=sample_weight)
 
     def _make_experts(self, attributes):
-        return GaussianExperts(float(self.reg_expert), float(self.min_variance))
+        if self.expert_estimator is None:
+            return GaussianExperts(float(self.reg_expert), float(self.min_variance))
+        if not has_fit_parameter(self.expert_estimator, "sample_weight"):
+            raise ValueError(
+                f"expert_estimator must accept sample_weight in fit (each expert is refitted "
+                f"with its responsibilities as weights); {type(self.expert_estimator).__name__} "
+                "does not."
+            )
+        if self.backend != "cpu":
+            raise ValueError(
+                'expert_estimator experts are fitted by scikit-learn on the host: use '
+                'backend="cpu".'
+            )
+        idx = attributes["_expert_idx"]
+        return EstimatorExperts(self.expert_estimator, float(self.min_variance),
+                                attributes["_x_mean"][idx], attributes["_x_scale"][idx],
+                                attributes["_y_mean"], attributes["_y_scale"])
 
     def _kmeans_target(self, target):
         return target[:, None]
@@ -76,14 +94,21 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return -total_weight * np.log(self._y_scale)
 
     def _set_expert_attributes(self):
-        coef = self._params["experts"]["coef"]
-        idx = self._expert_idx
+        experts = self._params["experts"]
         y_scale = np.float64(self._y_scale)
+        # A refit with the other kind of expert leaves no attribute of the last one.
+        for name in ("experts_", "expert_coef_", "expert_intercept_"):
+            self.__dict__.pop(name, None)
         with np.errstate(over="ignore"):  # inf, not NaN, beyond the float range
+            self.expert_variance_ = experts["var"] * y_scale**2
+            if "estimators" in experts:
+                self.experts_ = list(experts["estimators"])
+                return
+            coef = experts["coef"]
+            idx = self._expert_idx
             self.expert_coef_ = coef[:, 1:] * y_scale / self._x_scale[idx]
             offset = coef[:, 0] - coef[:, 1:] @ (self._x_mean[idx] / self._x_scale[idx])
             self.expert_intercept_ = self._y_mean + y_scale * offset
-            self.expert_variance_ = self._params["experts"]["var"] * y_scale**2
 
     def _expert_jacobian(self):
         # intercept = y_mean + y_scale * (c_0 - sum_k c_k mean_k / scale_k), and so on.
@@ -101,12 +126,16 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 "expert_variance": per_leaf[:, -1]}
 
     def _expert_text(self, leaf, names, fmt):
+        if "estimators" in self._params["experts"]:
+            return f"{self.experts_[leaf]!r}, variance {self.expert_variance_[leaf]:.3g}"
         terms = " ".join(f"{fmt.format(c)}*{name}"
                          for c, name in zip(self.expert_coef_[leaf], names[self._expert_idx]))
         return (f"y = {fmt.format(self.expert_intercept_[leaf])} {terms}".rstrip()
                 + f", variance {self.expert_variance_[leaf]:.{3}g}")
 
     def _expert_means(self, X_expert):
+        if "estimators" in self._params["experts"]:
+            return self._model().experts.means(self._params["experts"], X_expert)
         return X_expert @ self._params["experts"]["coef"].T
 
     def predict(self, X, return_std=False, *, top_k=None):
@@ -141,7 +170,16 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         log_prior = self._log_prior(X_gate)
         mean = np.empty(X.shape[0])
         var = np.empty(X.shape[0])
-        if top_k is not None:
+        if top_k is not None and "estimators" in experts:
+            # Every expert predicts (an estimator has no cheaper route); the mixture
+            # keeps the routed ones.
+            idx, weight = self._route(log_prior, top_k)
+            routed = np.full_like(log_prior, -np.inf)
+            with np.errstate(divide="ignore"):
+                np.put_along_axis(routed, idx, np.log(weight), axis=1)
+            kernels.gaussian_mix_moments(routed, self._expert_means(X_expert), experts["var"],
+                                         mean, var)
+        elif top_k is not None:
             idx, weight = self._route(log_prior, top_k)
             kernels.gaussian_mix_sparse(X_expert, experts["coef"], experts["var"], idx,
                                         weight, mean, var)
@@ -354,6 +392,16 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         Floor on each expert's variance, as a fraction of the variance of y;
         it keeps the likelihood bounded when an expert fits a few points exactly.
         At least ``np.finfo(float).eps ** 2`` (about 4.9e-32).
+    expert_estimator : scikit-learn regressor, default=None
+        None: linear experts. Otherwise any regressor whose ``fit`` takes
+        ``sample_weight`` (a tree, a boosted model, ``LinearRegression``...):
+        each expert is a clone, refitted in every M-step with the samples'
+        responsibilities as weights, on the expert columns and y in the
+        user's units; y is Gaussian around its prediction with a variance per
+        expert. The fitted clones are ``experts_``. ``reg_expert`` does not
+        apply; the log-likelihood never decreases only for estimators that fit
+        weighted least squares exactly; ``n_parameters``, the information
+        criteria and ``standard_errors`` are not defined; CPU backend only.
     warm_start : bool, default=False
         If True, ``fit`` continues from the previous solution (one start).
     random_state : int, RandomState instance or None, default=None
@@ -382,7 +430,11 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         Gate slopes in the units of X; expert 0 is the reference (row of zeros).
     gate_intercept_ : ndarray of shape (n_experts,)
     expert_coef_ : ndarray of shape (n_experts, n_expert_features)
+        Linear experts only (``expert_estimator=None``).
     expert_intercept_ : ndarray of shape (n_experts,)
+    experts_ : list of estimators
+        The fitted clones of ``expert_estimator``, when given (instead of
+        ``expert_coef_`` and ``expert_intercept_``).
     expert_variance_ : ndarray of shape (n_experts,)
         Noise variance of each expert, in the units of y squared.
     n_iter_ : int
@@ -468,6 +520,7 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         reg_gate=1e-6,
         reg_expert=1e-6,
         min_variance=1e-6,
+        expert_estimator=None,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -486,6 +539,7 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         self.reg_gate = reg_gate
         self.reg_expert = reg_expert
         self.min_variance = min_variance
+        self.expert_estimator = expert_estimator
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -513,7 +567,7 @@ class HierarchicalMixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         Children per gate at each level, root first: ``(2, 2, 2)`` is a binary
         tree of depth 3 with 8 experts, ``(4, 4)`` has 16.
     gate_features, expert_features, gate_solver, max_iter, tol, n_init, \
-init_params, reg_gate, reg_expert, min_variance, warm_start, random_state, \
+init_params, reg_gate, reg_expert, min_variance, expert_estimator, warm_start, random_state, \
 verbose, verbose_interval, backend, n_jobs
         As for :class:`MixtureOfExpertsRegressor`; ``init_params="tree"``
         seeds the responsibilities from a CART tree of the same depth.
@@ -528,6 +582,8 @@ verbose, verbose_interval, backend, n_jobs
         Leaf experts in tree order (leaf l sits below gate child
         ``l // prod(branching[d+1:]) % branching[d]`` at level d).
     expert_intercept_ : ndarray of shape (n_experts,)
+    experts_ : list of estimators
+        With ``expert_estimator``, in tree order.
     expert_variance_ : ndarray of shape (n_experts,)
     n_iter_, converged_, lower_bound_, lower_bounds_, n_features_in_, \
 feature_names_in_, collapsed_experts_
@@ -599,6 +655,7 @@ feature_names_in_, collapsed_experts_
         reg_gate=1e-6,
         reg_expert=1e-6,
         min_variance=1e-6,
+        expert_estimator=None,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -617,6 +674,7 @@ feature_names_in_, collapsed_experts_
         self.reg_gate = reg_gate
         self.reg_expert = reg_expert
         self.min_variance = min_variance
+        self.expert_estimator = expert_estimator
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
