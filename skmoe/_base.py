@@ -23,7 +23,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    has_fit_parameter,
+    validate_data,
+)
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from ._em import Model, Problem, initialize, run_em
@@ -286,6 +291,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _set_expert_attributes(self):
         """Public expert coefficients in original units (subclass)."""
+
+    def _check_expert_estimator(self):
+        """The checks ``expert_estimator`` must pass before any fitting."""
+        if not has_fit_parameter(self.expert_estimator, "sample_weight"):
+            raise ValueError(
+                f"expert_estimator must accept sample_weight in fit (each expert is refitted "
+                f"with its responsibilities as weights); {type(self.expert_estimator).__name__} "
+                "does not."
+            )
+        if self.backend != "cpu":
+            raise ValueError(
+                'expert_estimator experts are fitted by scikit-learn on the host: use '
+                'backend="cpu".'
+            )
 
     def _expert_jacobian(self):
         """One leaf's Jacobian to the user's units, and its parameters' names (subclass)."""
@@ -733,6 +752,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"got {top_k!r}."
             )
         return int(top_k)
+
+    def _routed_log_weight(self, log_prior, top_k):
+        """The log gate weights with only each sample's ``top_k`` experts, renormalised.
+
+        ``log_prior`` itself when ``top_k`` is None; -inf for the experts left out.
+        """
+        if top_k is None:
+            return log_prior
+        idx, weight = self._route(log_prior, top_k)
+        routed = np.full_like(log_prior, -np.inf)
+        with np.errstate(divide="ignore"):
+            np.put_along_axis(routed, idx, np.log(weight), axis=1)
+        return routed
 
     def _route(self, log_prior, top_k, return_dropped=False):
         """Each sample's ``top_k`` experts and their renormalised weights.

@@ -5,11 +5,11 @@ from numbers import Integral
 import numpy as np
 from scipy.special import log_softmax, logsumexp
 from sklearn.base import ClassifierMixin
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMixtureOfExperts, branching_constraint
-from ._experts import CategoricalExperts
+from ._experts import CategoricalExperts, EstimatorClassExperts
 
 # Rows per block in ``_log_mix_categorical``: its temporaries are (rows, K, c).
 _LOG_MIX_ROWS = 4096
@@ -91,9 +91,21 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return super().score(X, y, sample_weight=sample_weight)
 
     def _make_experts(self, attributes):
-        return CategoricalExperts(
-            float(self.reg_expert), len(attributes["classes_"]), self.gate_solver
-        )
+        n_classes = len(attributes["classes_"])
+        if self.expert_estimator is None:
+            return CategoricalExperts(float(self.reg_expert), n_classes, self.gate_solver)
+        self._check_expert_estimator()
+        idx = attributes["_expert_idx"]
+        return EstimatorClassExperts(self.expert_estimator, n_classes,
+                                     attributes["_x_mean"][idx], attributes["_x_scale"][idx])
+
+    def _log_mix(self, X_expert, log_weight):
+        """``log sum_l exp(log_weight_l) P_l(c | x)``, shape (n_samples, n_classes)."""
+        experts = self._params["experts"]
+        if "estimators" in experts:
+            log_proba = self._model().experts.log_proba(experts, X_expert)
+            return logsumexp(log_proba + log_weight[:, :, None], axis=1)
+        return _log_mix_categorical(X_expert, experts["coef"], log_weight)
 
     def _kmeans_target(self, target):
         return np.eye(int(target.max()) + 1)[target]
@@ -108,6 +120,12 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return 1
 
     def _set_expert_attributes(self):
+        # A refit with the other kind of expert leaves no attribute of the last one.
+        for name in ("experts_", "expert_coef_", "expert_intercept_"):
+            self.__dict__.pop(name, None)
+        if "estimators" in self._params["experts"]:
+            self.experts_ = list(self._params["experts"]["estimators"])
+            return
         coef = self._params["experts"]["coef"]
         idx = self._expert_idx
         with np.errstate(over="ignore"):  # inf, not NaN, beyond the float range
@@ -131,6 +149,8 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return {"expert_coef": per_leaf[:, :, 1:], "expert_intercept": per_leaf[:, :, 0]}
 
     def _expert_text(self, leaf, names, fmt):
+        if "estimators" in self._params["experts"]:
+            return repr(self.experts_[leaf])
         rows = []
         for k in range(1, len(self.classes_)):
             terms = " ".join(f"{fmt.format(c)}*{name}" for c, name in
@@ -161,13 +181,16 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         X_gate, X_expert = self._designs(X)
         out = np.empty((X.shape[0], len(self.classes_)))
         kernels = self._model().kernels
-        coef = self._params["experts"]["coef"]
         log_prior = self._log_prior(X_gate)
-        if top_k is None:
-            kernels.mix_categorical(X_expert, coef, log_prior, out)
+        if "estimators" in self._params["experts"]:
+            # Every expert predicts (an estimator has no cheaper route).
+            out[:] = np.exp(self._log_mix(X_expert, self._routed_log_weight(log_prior, top_k)))
+        elif top_k is None:
+            kernels.mix_categorical(X_expert, self._params["experts"]["coef"], log_prior, out)
         else:
             idx, weight = self._route(log_prior, top_k)
-            kernels.mix_categorical_sparse(X_expert, coef, idx, weight, out)
+            kernels.mix_categorical_sparse(X_expert, self._params["experts"]["coef"], idx,
+                                           weight, out)
         # A sum of exponentials is off 1 by a few ulp; scikit-learn's metrics
         # (log_loss) reject probabilities above 1, so renormalise.
         np.clip(out, 0.0, 1.0, out=out)
@@ -196,14 +219,8 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         rows = np.flatnonzero(np.any(proba < _LOG_SPACE_BELOW, axis=1))
         if rows.size:
             X_gate, X_expert = self._designs(self._validate_X(X)[rows])
-            log_weight = self._log_prior(X_gate)
-            if top_k is not None:
-                idx, weight = self._route(log_weight, top_k)
-                log_weight = np.full_like(log_weight, -np.inf)
-                with np.errstate(divide="ignore"):
-                    np.put_along_axis(log_weight, idx, np.log(weight), axis=1)
-            log_proba[rows] = _log_mix_categorical(
-                X_expert, self._params["experts"]["coef"], log_weight)
+            log_weight = self._routed_log_weight(self._log_prior(X_gate), top_k)
+            log_proba[rows] = self._log_mix(X_expert, log_weight)
         return log_proba
 
     def predict(self, X, *, top_k=None):
@@ -262,6 +279,16 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
     reg_expert : float, default=1e-4
         Ridge penalty on the experts' slopes; it keeps them finite when an
         expert's classes are separable.
+    expert_estimator : scikit-learn classifier, default=None
+        None: multinomial logistic experts. Otherwise any classifier with
+        ``predict_proba`` whose ``fit`` takes ``sample_weight`` (a tree, a
+        boosted model...): each expert is a clone, refitted in every M-step
+        with the samples' responsibilities as weights, on the expert columns in
+        the user's units and the class indices (``classes_`` positions). The
+        fitted clones are ``experts_``. ``reg_expert`` does not apply; the
+        log-likelihood may decrease (the clones' fits are not exact weighted
+        likelihood maximisers in general); ``n_parameters``, the information
+        criteria and ``standard_errors`` are not defined; CPU backend only.
     warm_start : bool, default=False
         If True, ``fit`` continues from the previous solution.
     random_state : int, RandomState instance or None, default=None
@@ -285,8 +312,13 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         Gate slopes; expert 0 is the reference.
     gate_intercept_ : ndarray of shape (n_experts,)
     expert_coef_ : ndarray of shape (n_experts, n_classes, n_expert_features)
-        Class 0 is each expert's reference class (zeros).
+        Class 0 is each expert's reference class (zeros). Logistic experts
+        only (``expert_estimator=None``).
     expert_intercept_ : ndarray of shape (n_experts, n_classes)
+    experts_ : list of estimators
+        The fitted clones of ``expert_estimator``, when given (instead of
+        ``expert_coef_`` and ``expert_intercept_``); they predict class
+        indices, positions in ``classes_``.
     n_iter_ : int
     converged_ : bool
     lower_bound_ : float
@@ -336,6 +368,7 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
 
     _parameter_constraints: dict = {
         **_CategoricalExpertsClassifier._parameter_constraints,
+        "expert_estimator": [None, HasMethods(["fit", "predict_proba"])],
         "n_experts": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -352,6 +385,7 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         init_params="kmeans",
         reg_gate=1e-6,
         reg_expert=1e-4,
+        expert_estimator=None,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -369,6 +403,7 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         self.init_params = init_params
         self.reg_gate = reg_gate
         self.reg_expert = reg_expert
+        self.expert_estimator = expert_estimator
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -393,7 +428,7 @@ class HierarchicalMixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
     branching : tuple of int, default=(2, 2)
         Children per gate at each level, root first.
     gate_features, expert_features, gate_solver, max_iter, tol, n_init, \
-init_params, reg_gate, reg_expert, warm_start, random_state, verbose, \
+init_params, reg_gate, reg_expert, expert_estimator, warm_start, random_state, verbose, \
 verbose_interval, backend, n_jobs
         As for :class:`MixtureOfExpertsClassifier`; ``init_params="tree"``
         seeds the responsibilities from a CART tree of the same depth.
@@ -406,6 +441,8 @@ verbose_interval, backend, n_jobs
     gate_intercept_ : list of ndarray of shape (n_nodes, n_children)
     expert_coef_ : ndarray of shape (n_experts, n_classes, n_expert_features)
     expert_intercept_ : ndarray of shape (n_experts, n_classes)
+    experts_ : list of estimators
+        With ``expert_estimator``, in tree order.
     n_iter_, converged_, lower_bound_, lower_bounds_, n_features_in_, \
 feature_names_in_, collapsed_experts_
         As for :class:`MixtureOfExpertsClassifier`.
@@ -450,6 +487,7 @@ feature_names_in_, collapsed_experts_
 
     _parameter_constraints: dict = {
         **_CategoricalExpertsClassifier._parameter_constraints,
+        "expert_estimator": [None, HasMethods(["fit", "predict_proba"])],
         "branching": [branching_constraint],
     }
 
@@ -466,6 +504,7 @@ feature_names_in_, collapsed_experts_
         init_params="kmeans",
         reg_gate=1e-6,
         reg_expert=1e-4,
+        expert_estimator=None,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -483,6 +522,7 @@ feature_names_in_, collapsed_experts_
         self.init_params = init_params
         self.reg_gate = reg_gate
         self.reg_expert = reg_expert
+        self.expert_estimator = expert_estimator
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose

@@ -97,31 +97,28 @@ class GaussianExperts:
         return out
 
 
-class EstimatorExperts:
-    """Any scikit-learn regressor as each expert, around a Gaussian noise model.
+class _ClonedExperts:
+    """Experts that are clones of a scikit-learn estimator, refitted in every M-step.
 
-    Leaf l is a clone of ``estimator`` refitted in every M-step with
-    ``sample_weight = w * h_l``, on the expert columns and the target in the
-    user's units (recovered from the standardised design), so that the fitted
-    clones predict on the user's data; the density of y is Gaussian around the
-    clone's prediction with a variance per expert, the weighted mean squared
-    residual (floored at ``min_variance``). EM's log-likelihood then never
-    decreases only when the weighted fit maximises the weighted Gaussian
-    likelihood (least squares, as ``LinearRegression``); a greedy or penalised
-    fit, such as a tree of bounded depth, can lower it.
+    Leaf l's clone (with ``random_state=l`` where the estimator leaves it None)
+    is refitted with ``sample_weight = w * h_l`` on the expert columns in the
+    user's units (recovered from the standardised design), so
+    that the fitted clones work on the user's data. EM's log-likelihood then
+    never decreases only when the weighted fit maximises the weighted
+    likelihood of the expert's model; a greedy or penalised fit, such as a tree
+    of bounded depth, can lower it. An arbitrary estimator has no parameter
+    count (``n_params`` is None).
     """
 
-    def __init__(self, estimator, min_variance, x_mean, x_scale, y_mean, y_scale):
+    def __init__(self, estimator, x_mean, x_scale):
         self.estimator = estimator
-        self.min_variance = min_variance
         self.x_mean, self.x_scale = x_mean, x_scale
-        self.y_mean, self.y_scale = y_mean, y_scale
 
     def n_params(self, n_leaves, n_coefs):
-        return None  # an arbitrary estimator has no parameter count
+        return None
 
     def initial(self, n_leaves, n_coefs):
-        return {"estimators": [None] * n_leaves, "var": np.ones(n_leaves)}
+        return {"estimators": [None] * n_leaves}
 
     def penalty(self, params):
         return 0.0
@@ -129,6 +126,44 @@ class EstimatorExperts:
     def user_inputs(self, X):
         """The expert columns in the user's units, from the standardised design."""
         return X[:, 1:] * self.x_scale + self.x_mean
+
+    def refit(self, params, inputs, target, resp, w):
+        """Each clone refitted on its weights (kept below the mass floor); and the weights."""
+        estimators = list(params["estimators"])
+        weights = resp * w[:, None]
+        mass = weights.sum(axis=0)
+        min_mass = _MIN_MASS_SHARE * max(float(mass.sum()), np.finfo(float).tiny)
+        for k in range(len(estimators)):
+            if mass[k] > min_mass or estimators[k] is None:
+                estimators[k] = self._clone(k).fit(inputs, target, sample_weight=weights[:, k])
+        return estimators, weights, mass
+
+    def _clone(self, leaf):
+        """A clone whose unset ``random_state`` parameters are the leaf's index.
+
+        A seeded fit of the mixture is then reproducible even with, say, a tree
+        whose random_state was left None.
+        """
+        expert = clone(self.estimator)
+        unset = {name: leaf for name, value in expert.get_params().items()
+                 if name.split("__")[-1] == "random_state" and value is None}
+        return expert.set_params(**unset)
+
+
+class EstimatorExperts(_ClonedExperts):
+    """A scikit-learn regressor as each expert: y Gaussian around its prediction.
+
+    The clones fit y in the user's units; each expert's variance is its
+    weighted mean squared residual, floored at ``min_variance``.
+    """
+
+    def __init__(self, estimator, min_variance, x_mean, x_scale, y_mean, y_scale):
+        super().__init__(estimator, x_mean, x_scale)
+        self.min_variance = min_variance
+        self.y_mean, self.y_scale = y_mean, y_scale
+
+    def initial(self, n_leaves, n_coefs):
+        return {**super().initial(n_leaves, n_coefs), "var": np.ones(n_leaves)}
 
     def means(self, params, X):
         """Each expert's prediction in the standardised units of y, (n, leaves)."""
@@ -145,21 +180,44 @@ class EstimatorExperts:
         return out
 
     def m_step(self, kernels, params, X, y, resp, w, n_steps=1):
-        inputs = self.user_inputs(X)
-        target = y * self.y_scale + self.y_mean
-        estimators = list(params["estimators"])
-        var = params["var"].copy()
-        weights = resp * w[:, None]
-        mass = weights.sum(axis=0)
-        min_mass = _MIN_MASS_SHARE * max(float(mass.sum()), np.finfo(float).tiny)
-        for k in range(len(estimators)):
-            if mass[k] <= min_mass and estimators[k] is not None:
-                continue
-            estimators[k] = clone(self.estimator).fit(inputs, target, sample_weight=weights[:, k])
-            resid = y - (estimators[k].predict(inputs) - self.y_mean) / self.y_scale
-            var[k] = max(float(weights[:, k] @ resid**2) / max(mass[k], np.finfo(float).tiny),
-                         self.min_variance)
+        estimators, weights, mass = self.refit(params, self.user_inputs(X),
+                                               y * self.y_scale + self.y_mean, resp, w)
+        resid = y[:, None] - self.means({"estimators": estimators}, X)
+        var = np.maximum(np.sum(weights * resid**2, axis=0)
+                         / np.maximum(mass, np.finfo(float).tiny), self.min_variance)
         return {"estimators": estimators, "var": var}
+
+
+class EstimatorClassExperts(_ClonedExperts):
+    """A scikit-learn classifier as each expert, through its ``predict_proba``.
+
+    The clones fit the class indices; a probability below the smallest normal
+    float counts as that float, so every log-likelihood stays finite.
+    """
+
+    def __init__(self, estimator, n_classes, x_mean, x_scale):
+        super().__init__(estimator, x_mean, x_scale)
+        self.n_classes = n_classes
+
+    def log_proba(self, params, X):
+        """``log P_l(c | x)``, shape (n, leaves, classes)."""
+        inputs = self.user_inputs(X)
+        out = np.full((X.shape[0], len(params["estimators"]), self.n_classes),
+                      np.log(np.finfo(float).tiny))
+        for k, est in enumerate(params["estimators"]):
+            # A clone knows the classes its weighted fit saw (the indices of classes_).
+            proba = np.maximum(est.predict_proba(inputs), np.finfo(float).tiny)
+            out[:, k, np.asarray(est.classes_, dtype=np.intp)] = np.log(proba)
+        return out
+
+    def log_prob(self, kernels, params, X, y_idx, out):
+        out[:] = np.take_along_axis(self.log_proba(params, X), y_idx[:, None, None], axis=2)[
+            :, :, 0]
+        return out
+
+    def m_step(self, kernels, params, X, y_idx, resp, w, n_steps=1):
+        estimators, _, _ = self.refit(params, self.user_inputs(X), y_idx, resp, w)
+        return {"estimators": estimators}
 
 
 class CategoricalExperts:

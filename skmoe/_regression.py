@@ -7,7 +7,6 @@ from scipy.special import ndtri
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import has_fit_parameter
 
 from ._base import BaseMixtureOfExperts, _standardise, branching_constraint
 from ._experts import EstimatorExperts, GaussianExperts
@@ -61,17 +60,7 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _make_experts(self, attributes):
         if self.expert_estimator is None:
             return GaussianExperts(float(self.reg_expert), float(self.min_variance))
-        if not has_fit_parameter(self.expert_estimator, "sample_weight"):
-            raise ValueError(
-                f"expert_estimator must accept sample_weight in fit (each expert is refitted "
-                f"with its responsibilities as weights); {type(self.expert_estimator).__name__} "
-                "does not."
-            )
-        if self.backend != "cpu":
-            raise ValueError(
-                'expert_estimator experts are fitted by scikit-learn on the host: use '
-                'backend="cpu".'
-            )
+        self._check_expert_estimator()
         idx = attributes["_expert_idx"]
         return EstimatorExperts(self.expert_estimator, float(self.min_variance),
                                 attributes["_x_mean"][idx], attributes["_x_scale"][idx],
@@ -173,12 +162,8 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if top_k is not None and "estimators" in experts:
             # Every expert predicts (an estimator has no cheaper route); the mixture
             # keeps the routed ones.
-            idx, weight = self._route(log_prior, top_k)
-            routed = np.full_like(log_prior, -np.inf)
-            with np.errstate(divide="ignore"):
-                np.put_along_axis(routed, idx, np.log(weight), axis=1)
-            kernels.gaussian_mix_moments(routed, self._expert_means(X_expert), experts["var"],
-                                         mean, var)
+            kernels.gaussian_mix_moments(self._routed_log_weight(log_prior, top_k),
+                                         self._expert_means(X_expert), experts["var"], mean, var)
         elif top_k is not None:
             idx, weight = self._route(log_prior, top_k)
             kernels.gaussian_mix_sparse(X_expert, experts["coef"], experts["var"], idx,

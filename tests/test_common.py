@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.base import is_classifier
-from sklearn.tree import DecisionTreeRegressor
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmoe import (
@@ -28,6 +28,9 @@ ESTIMATORS = [
     MixtureOfExpertsRegressor(n_experts=2, random_state=0, max_iter=20,
                               expert_estimator=DecisionTreeRegressor(max_depth=2,
                                                                      random_state=0)),
+    MixtureOfExpertsClassifier(n_experts=2, random_state=0, max_iter=20,
+                               expert_estimator=DecisionTreeClassifier(max_depth=2,
+                                                                       random_state=0)),
 ]
 
 

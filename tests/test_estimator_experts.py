@@ -1,4 +1,4 @@
-"""scikit-learn regressors as experts (``expert_estimator``)."""
+"""scikit-learn regressors and classifiers as experts (``expert_estimator``)."""
 
 import pickle
 import warnings
@@ -9,11 +9,16 @@ from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
-from sklearn.neighbors import KNeighborsRegressor
-from sklearn.tree import DecisionTreeRegressor
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
 
-from skmoe import HierarchicalMixtureOfExpertsRegressor, MixtureOfExpertsRegressor
+from skmoe import (
+    HierarchicalMixtureOfExpertsClassifier,
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+)
 
 from ._helpers import assert_em_never_decreases
 
@@ -94,8 +99,8 @@ def test_tree_experts_beat_linear_experts_on_steps():
     X = rng.uniform(-2, 2, size=(600, 2))
     y = np.where(X[:, 0] > 0, np.floor(2 * X[:, 1]), -np.floor(2 * X[:, 1]))
     y = y + 0.05 * rng.normal(size=600)
-    tree = _fit(MixtureOfExpertsRegressor(
-        2, random_state=0, expert_estimator=DecisionTreeRegressor(max_depth=4)), X, y)
+    tree = _fit(MixtureOfExpertsRegressor(2, random_state=0, expert_estimator=DecisionTreeRegressor(
+        max_depth=4, random_state=0)), X, y)
     linear = _fit(MixtureOfExpertsRegressor(2, random_state=0), X, y)
     # Unexplained variance: trees at the noise (0.001 of Var y), lines 25 times that.
     assert 1 - tree.score(X, y) < 0.2 * (1 - linear.score(X, y))
@@ -106,6 +111,17 @@ def test_least_squares_experts_weights_are_repeats():
     check_sample_weight_equivalence_on_dense_data(
         "moe", MixtureOfExpertsRegressor(2, random_state=0, max_iter=50,
                                          expert_estimator=LinearRegression()))
+
+
+def test_unseeded_experts_are_seeded_by_their_leaf():
+    """A fit is reproducible even when the expert's random_state is left None."""
+    X, y = _data(200)
+    est = MixtureOfExpertsRegressor(2, random_state=0, expert_estimator=DecisionTreeRegressor(
+        max_depth=3, max_features=1))
+    first, second = _fit(clone(est), X, y), _fit(clone(est), X, y)
+    assert_allclose(first.lower_bounds_, second.lower_bounds_, rtol=0)
+    assert [e.random_state for e in first.experts_] == [0, 1]
+    assert est.expert_estimator.random_state is None  # the parameter is left alone
 
 
 def test_switching_expert_kinds_leaves_no_stale_attribute():
@@ -139,3 +155,62 @@ def test_unusable_estimators_are_rejected_before_fitting():
                                   backend="cuda").fit(X, y)
     with pytest.raises(ValueError, match="expert_estimator"):
         MixtureOfExpertsRegressor(2, expert_estimator="tree").fit(X, y)
+
+
+# --------------------------------------------------------------------------
+# Classifiers
+
+
+def _rings(n=600, seed=4):
+    """Two regimes split by x0; in each, the class depends on |x1| (no line separates it)."""
+    rng = np.random.RandomState(seed)
+    X = rng.uniform(-2, 2, size=(n, 2))
+    inner = np.abs(X[:, 1]) < 0.7
+    y = np.where(X[:, 0] > 0, inner, ~inner).astype(int)
+    flip = rng.uniform(size=n) < 0.05
+    return X, np.where(flip ^ (y == 1), "b", "a")
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: MixtureOfExpertsClassifier(2, **kw),
+    lambda **kw: HierarchicalMixtureOfExpertsClassifier((2, 2), **kw),
+], ids=["flat", "hme"])
+def test_tree_classifier_experts_end_to_end(make):
+    X, y = _rings()
+    est = _fit(make(random_state=0, expert_estimator=DecisionTreeClassifier(
+        max_depth=3, random_state=0)), X, y)
+    assert est.score(X, y) > 0.9  # 5 % of the labels are flipped
+    if isinstance(est, MixtureOfExpertsClassifier):
+        # Two logistic experts cannot draw the bands (four, in a tree of gates, can).
+        assert _fit(make(random_state=0), X, y).score(X, y) < 0.9
+    proba = est.predict_proba(X)
+    # The mixture of the clones' probabilities, which are over class indices.
+    experts = np.stack([e.predict_proba(X) for e in est.experts_], axis=1)
+    assert all(list(e.classes_) == [0, 1] for e in est.experts_)
+    expected = np.einsum("il,ilc->ic", est.predict_gate(X), np.maximum(experts, 2.2e-308))
+    assert_allclose(proba, expected / expected.sum(axis=1, keepdims=True), rtol=1e-9,
+                    atol=1e-12)
+    K = len(est.experts_)
+    assert_allclose(est.predict_proba(X, top_k=K), proba, rtol=1e-12, atol=1e-15)
+    top = np.argmax(est.predict_gate(X), axis=1)
+    assert_allclose(est.predict_proba(X, top_k=1)[:, 1],
+                    np.maximum(experts[np.arange(len(y)), top, 1], 2.2e-308)
+                    / np.maximum(experts[np.arange(len(y)), top], 2.2e-308).sum(axis=1),
+                    rtol=1e-9)
+    log_proba = est.predict_log_proba(X)
+    assert np.all(np.isfinite(log_proba)) and np.all(log_proba <= 0)
+    assert set(est.predict(X)) <= {"a", "b"}
+    for out in (est.score_samples(X, y), est.predict_responsibilities(X, y)):
+        assert np.all(np.isfinite(out))
+    assert "DecisionTreeClassifier(max_depth=3" in est.export_text()
+    with pytest.raises(ValueError, match="not defined for expert_estimator"):
+        est.bic(X, y)
+    assert_allclose(pickle.loads(pickle.dumps(est)).predict_proba(X), proba)
+
+
+def test_classifier_experts_need_sample_weight_and_probabilities():
+    X, y = _rings(100)
+    with pytest.raises(ValueError, match="must accept sample_weight.*KNeighborsClassifier"):
+        MixtureOfExpertsClassifier(2, expert_estimator=KNeighborsClassifier()).fit(X, y)
+    with pytest.raises(ValueError, match="expert_estimator"):
+        MixtureOfExpertsClassifier(2, expert_estimator=LinearRegression()).fit(X, y)
