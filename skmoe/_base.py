@@ -1017,7 +1017,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         ``inf`` (with a warning), and the others are computed with it held at
         its fitted value. Where the user's units exceed the float range (data
         near 1e300), standard errors and covariances overflow to ``inf``, as the
-        coefficients do, never to NaN.
+        coefficients do, never to NaN; where the information itself overflows
+        (data near the float range, or very far outside the training data), a
+        ValueError says so.
 
         Parameters
         ----------
@@ -1058,9 +1060,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "Standard errors need parametric experts: they are not defined for "
                 "expert_estimator experts."
             )
-        information = observed_information(
-            model.tree, model.experts, self._params, problem.X_gate, problem.X_expert,
-            problem.target, problem.weight)
+        with np.errstate(all="ignore"):  # an overflow is reported below, as an error
+            information = observed_information(
+                model.tree, model.experts, self._params, problem.X_gate, problem.X_expert,
+                problem.target, problem.weight)
         n_gate = model.tree.n_gate_params(self._gate_idx.size + 1)
         # A collapsed expert's parameters were frozen by EM: held fixed here.
         frozen = np.zeros(information.shape[0], dtype=bool)
@@ -1069,9 +1072,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             frozen[n_gate + leaf * leaf_size:n_gate + (leaf + 1) * leaf_size] = True
         information[frozen] = 0.0
         information[:, frozen] = 0.0
-        covariance, unidentified = covariance_from_information(information)
+        overflow = ValueError(
+            "The observed information overflows the float range on these data (values "
+            "near the float range, or very far outside the training data): standard "
+            "errors cannot be computed from them.")
+        if not np.all(np.isfinite(information)):
+            raise overflow
+        try:
+            covariance, unidentified = covariance_from_information(information)
+        except np.linalg.LinAlgError as error:
+            raise overflow from error
         jacobian, names = self._parameter_jacobian()
         covariance = _congruence(jacobian, covariance)
+        if np.any(np.isnan(covariance)):
+            raise overflow
         variance = np.diag(covariance).copy()
         variance[unidentified] = np.inf
         if (unidentified & ~frozen).any():

@@ -65,7 +65,13 @@ def assert_finite_predictions(est, X, y=None):
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            out = _call(est, method, X, y, None)
+            try:
+                out = _call(est, method, X, y, None)
+            except ValueError as error:
+                # Data near the float range: the information has no float value.
+                if method == "standard_errors" and "information overflows" in str(error):
+                    continue
+                raise
         if method == "predict" and type(est) in CLASSIFIERS:
             assert set(out) <= set(est.classes_)
             continue

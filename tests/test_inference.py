@@ -224,3 +224,12 @@ def test_collapsed_experts_are_held_fixed():
     # Holding a parameter fixed can only shrink the others' variances.
     assert np.all(held.expert_coef[0] <= full.expert_coef[0] * (1 + 1e-12))
     assert np.all(held.gate_coef <= full.gate_coef * (1 + 1e-12))
+
+
+def test_overflowing_information_is_a_clear_error():
+    """A row far outside the training data, weighted in: no float holds the information."""
+    X, y = _smooth_regression(200, 8)
+    est = _fit(MixtureOfExpertsRegressor(2, random_state=0), X, y)
+    X_far = np.vstack([X, [[1e300, 1e300]]])
+    with pytest.raises(ValueError, match="information overflows"):
+        est.standard_errors(X_far, np.append(y, 1e300))
