@@ -14,7 +14,6 @@ Usage::
 import argparse
 import os
 import sys
-import time
 import warnings
 
 from sklearn.exceptions import ConvergenceWarning
@@ -23,18 +22,10 @@ from skmoe import MixtureOfExpertsRegressor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_fit import make_gated_data  # noqa: E402
+from bench_prepare import best_of  # noqa: E402
 
 SHAPES = ((20_000, 4, 10), (100_000, 4, 10), (20_000, 16, 10), (20_000, 4, 50),
           (100_000, 16, 20))
-
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(argv=None):
@@ -49,10 +40,10 @@ def main(argv=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(X, y)  # compile
-            fit = best(lambda: est.fit(X, y), args.repeat)
+            fit = best_of(args.repeat, lambda: est.fit(X, y))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # unidentified parameters, if any
-            stderr = best(lambda: est.standard_errors(X, y), args.repeat)
+            stderr = best_of(args.repeat, lambda: est.standard_errors(X, y))
         print(f"| {n} | {K} | {p} | {est.n_parameters()} | {fit:.3f} | {stderr:.3f} | "
               f"{stderr / fit:.2f} |")
 
