@@ -163,10 +163,11 @@ def _congruence(jacobian, covariance):
     an exact 0 stays 0.
     """
     magnitude = np.abs(jacobian).max(axis=1, initial=0.0)
-    safe = np.where((magnitude > 0) & np.isfinite(magnitude), magnitude, 1.0)
-    unit = np.where(np.isinf(jacobian), np.sign(jacobian), jacobian / safe[:, None])
-    unit[np.isinf(magnitude)] = np.where(np.isinf(jacobian[np.isinf(magnitude)]),
-                                         np.sign(jacobian[np.isinf(magnitude)]), 0.0)
+    unit = np.zeros_like(jacobian)
+    finite = np.isfinite(magnitude) & (magnitude > 0)
+    unit[finite] = jacobian[finite] / magnitude[finite, None]
+    infinite = np.isinf(magnitude)
+    unit[infinite] = np.where(np.isinf(jacobian[infinite]), np.sign(jacobian[infinite]), 0.0)
     middle = unit @ covariance @ unit.T
     with np.errstate(over="ignore", invalid="ignore"):
         out = magnitude[:, None] * middle * magnitude[None, :]

@@ -20,6 +20,11 @@ from ._linalg import solve_psd
 _MIN_MASS_SHARE = 1e-10
 
 
+def _gaussian_log_density(resid, var):
+    """``log N(resid; 0, var)`` per sample and leaf (host NumPy)."""
+    return -0.5 * np.log(2.0 * np.pi * var) - 0.5 * resid**2 / var
+
+
 class GaussianExperts:
     """Gaussian linear experts ``y ~ N(beta_l . x, var_l)``.
 
@@ -72,8 +77,7 @@ class GaussianExperts:
         return n_coefs + 1
 
     def sample_log_prob(self, params, X, y):
-        resid = y[:, None] - X @ params["coef"].T
-        return -0.5 * np.log(2.0 * np.pi * params["var"]) - 0.5 * resid**2 / params["var"]
+        return _gaussian_log_density(y[:, None] - X @ params["coef"].T, params["var"])
 
     def sample_scores(self, params, X, y):
         """Gradient of each sample's log-density under each leaf, (n, leaves, params)."""
@@ -175,8 +179,7 @@ class EstimatorExperts(_ClonedExperts):
         return np.clip(means, -bound, bound)
 
     def log_prob(self, kernels, params, X, y, out):
-        resid = y[:, None] - self.means(params, X)
-        out[:] = -0.5 * np.log(2.0 * np.pi * params["var"]) - 0.5 * resid**2 / params["var"]
+        out[:] = _gaussian_log_density(y[:, None] - self.means(params, X), params["var"])
         return out
 
     def m_step(self, kernels, params, X, y, resp, w, n_steps=1):
