@@ -531,6 +531,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _fit(self, X, y, sample_weight):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if not do_init:
+            self._check_warm_start()
         _check_numeric_columns(X)
         X, y = validate_data(
             self, X, y, dtype=np.float64, ensure_min_samples=2, reset=do_init,
@@ -595,6 +597,26 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         self._set_gate_attributes()
         self._set_expert_attributes()
         return self
+
+    def _check_warm_start(self):
+        """Raise if the previous fit cannot be continued: its shape has changed since."""
+        changed = []
+        tree = self._gating_tree()
+        shapes = [coef.shape[:2] for coef in self._params["gates"]]
+        if shapes != [(nodes, b) for nodes, b in zip(tree.n_nodes, tree.branching)]:
+            changed.append("the number of experts or the branching")
+        for name, idx in (("gate_features", self._gate_idx),
+                          ("expert_features", self._expert_idx)):
+            if not np.array_equal(self._resolve_features(getattr(self, name), name), idx):
+                changed.append(name)
+        if ("estimators" in self._params["experts"]) != (
+                getattr(self, "expert_estimator", None) is not None):
+            changed.append("expert_estimator")
+        if changed:
+            raise ValueError(
+                f"warm_start=True continues the previous fit, but {' and '.join(changed)} "
+                "changed since: set warm_start=False to fit from scratch."
+            )
 
     def _fit_state(self, X, y, sample_weight, do_init):
         """Everything fit derives from the data, without touching the estimator."""

@@ -290,7 +290,9 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         likelihood maximisers in general); ``n_parameters``, the information
         criteria and ``standard_errors`` are not defined; CPU backend only.
     warm_start : bool, default=False
-        If True, ``fit`` continues from the previous solution.
+        If True, ``fit`` continues from the previous solution (one start); the
+        number of experts, the features and ``expert_estimator`` must be those of
+        that fit (else fit raises a ValueError).
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     verbose_interval : int, default=10

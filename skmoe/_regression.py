@@ -388,7 +388,9 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         weighted least squares exactly; ``n_parameters``, the information
         criteria and ``standard_errors`` are not defined; CPU backend only.
     warm_start : bool, default=False
-        If True, ``fit`` continues from the previous solution (one start).
+        If True, ``fit`` continues from the previous solution (one start); the
+        number of experts, the features and ``expert_estimator`` must be those of
+        that fit (else fit raises a ValueError).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation.
     verbose : int, default=0

@@ -192,6 +192,24 @@ def test_warm_start_continues(Estimator):
     assert_allclose(one.gate_coef_, two.gate_coef_, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"n_experts": 3}, "the number of experts or the branching"),
+    ({"gate_features": [0]}, "gate_features"),
+    ({"expert_features": [1]}, "expert_features"),
+    ({"expert_estimator": LinearRegression()}, "expert_estimator"),
+])
+def test_warm_start_refuses_a_changed_shape(change, message):
+    """Continuing a fit whose shape changed is a clear error, not a crash or a silent refit."""
+    X, y = _gated_data()
+    est = MixtureOfExpertsRegressor(2, max_iter=2, random_state=0, warm_start=True)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    before = est.gate_coef_.copy()
+    with pytest.raises(ValueError, match=f"warm_start=True continues.*{message}"):
+        est.set_params(**change).fit(X, y)
+    assert_allclose(est.gate_coef_, before)  # the failed fit changed nothing
+
+
 def test_max_iter_zero_returns_initialisation():
     X, y = _gated_data()
     est = MixtureOfExpertsRegressor(2, max_iter=0, random_state=0).fit(X, y)
