@@ -30,6 +30,12 @@ from skmoe import MixtureOfExpertsRegressor
 from skmoe._config import NEWTON_MAX_GATE_COEFS
 from skmoe._gating import resolve_solver
 
+# The sizes scanned: n at p = 10, K = 4; K and p at n = n_fixed; memory at (n, p, K).
+FULL = {"n": [1_000, 10_000, 100_000, 1_000_000], "K": [2, 4, 8, 16, 32, 64],
+        "p": [2, 5, 10, 20, 50, 100], "n_fixed": 100_000, "memory": (1_000_000, 20, 16)}
+QUICK = {"n": [1_000, 10_000, 100_000], "K": [2, 4, 8, 16], "p": [2, 10, 20],
+         "n_fixed": 10_000, "memory": (100_000, 20, 16)}
+
 
 def make_data(n, p, K, seed=0):
     """Gated linear data: a softmax gate on all inputs, one linear expert per gate child."""
@@ -101,10 +107,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2, help="best of this many fits")
     args = parser.parse_args(argv)
     it, rep = args.iterations, args.repeats
-    ns = [1_000, 10_000, 100_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000]
-    Ks = [2, 4, 8, 16] if args.quick else [2, 4, 8, 16, 32, 64]
-    ps = [2, 10, 20] if args.quick else [2, 5, 10, 20, 50, 100]
-    n_fixed = 10_000 if args.quick else 100_000
+    grid = QUICK if args.quick else FULL
+    ns, Ks, ps, n_fixed = grid["n"], grid["K"], grid["p"], grid["n_fixed"]
 
     def auto_and_newton_if_cheap(n, p, K):
         auto = resolve_solver("auto", K, p + 1, NEWTON_MAX_GATE_COEFS)
@@ -121,10 +125,7 @@ def main(argv=None):
          auto_and_newton_if_cheap)
     scan(f"Scaling in p (n = {n_fixed}, K = 4)", [(n_fixed, p, 4) for p in ps], it, rep,
          auto_and_newton_if_cheap)
-    if args.quick:
-        peak_memory(100_000, 20, 16, 2)
-    else:
-        peak_memory(1_000_000, 20, 16, 2)
+    peak_memory(*grid["memory"], 2)
 
 
 if __name__ == "__main__":
