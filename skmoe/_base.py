@@ -1183,12 +1183,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def n_parameters(self):
         """Number of free parameters of the fitted model (gates and experts).
 
+        Experts pruned at the end of fit (``collapsed_experts_``) do not count,
+        nor do the gate rows that lead only to them: the count is that of the
+        model the predictions use.
+
         Returns
         -------
         n_params : int
         """
         check_is_fitted(self)
-        count = self._model().n_params(self._gate_idx.size + 1, self._expert_idx.size + 1)
+        model = self._model()
+        alive = np.ones(model.tree.n_leaves, dtype=bool)
+        alive[getattr(self, "collapsed_experts_", np.empty(0, dtype=int))] = False
+        count = model.n_params(self._gate_idx.size + 1, self._expert_idx.size + 1, alive)
         if count is None:
             raise ValueError(
                 "The number of parameters, and with it BIC, AIC and ICL, is not defined for "

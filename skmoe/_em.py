@@ -181,10 +181,17 @@ class Model:
             problem.root_bound = bohning_bound(self.kernels, problem.X_gate, problem.weight)
         return problem.root_bound
 
-    def n_params(self, n_gate_coefs, n_expert_coefs):
-        """Free parameters, or None where the experts have no count (estimator experts)."""
-        experts = self.experts.n_params(self.tree.n_leaves, n_expert_coefs)
-        return None if experts is None else self.tree.n_gate_params(n_gate_coefs) + experts
+    def n_params(self, n_gate_coefs, n_expert_coefs, alive=None):
+        """Free parameters, or None where the experts have no count (estimator experts).
+
+        ``alive``: boolean mask of the experts kept (None: all); pruned experts,
+        and the gate rows that lead only to them, do not count.
+        """
+        n_alive = self.tree.n_leaves if alive is None else int(np.count_nonzero(alive))
+        experts = self.experts.n_params(n_alive, n_expert_coefs)
+        if experts is None:
+            return None
+        return self.tree.n_gate_params(n_gate_coefs, alive) + experts
 
 
 def initialize(model, problem, resp):

@@ -60,6 +60,18 @@ class GatingTree:
         """
         return (kernels or _cpu).level_targets(resp, self.n_nodes[d], self.branching[d], d == 0)
 
-    def n_gate_params(self, n_coefs):
-        """Free gate parameters (one reference child per gate)."""
-        return sum(nodes * (b - 1) * n_coefs for nodes, b in zip(self.n_nodes, self.branching))
+    def n_gate_params(self, n_coefs, alive=None):
+        """Free gate parameters (one reference child per gate).
+
+        ``alive``: boolean mask of the leaves kept (None: all). A gate then
+        counts only its children with a kept leaf below, less one reference.
+        """
+        if alive is None:
+            return sum(nodes * (b - 1) * n_coefs
+                       for nodes, b in zip(self.n_nodes, self.branching))
+        total = 0
+        for d, b in enumerate(self.branching):
+            edges = alive.reshape(self.n_nodes[d] * b, self.stride[d]).any(axis=1)
+            children = edges.reshape(self.n_nodes[d], b).sum(axis=1)
+            total += int(np.maximum(children - 1, 0).sum()) * n_coefs
+        return total

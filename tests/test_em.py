@@ -12,7 +12,11 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 
-from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe import (
+    HierarchicalMixtureOfExpertsRegressor,
+    MixtureOfExpertsClassifier,
+    MixtureOfExpertsRegressor,
+)
 from skmoe._em import Model, Problem
 from skmoe._experts import GaussianExperts
 from skmoe._gating import _BOHNING_RELAXATION, bohning_bound, penalty, softmax_m_step
@@ -331,6 +335,24 @@ def test_n_parameters():
     est = MixtureOfExpertsRegressor(3, gate_features=[0], random_state=0).fit(X, y)
     # gate: 2 free rows of (1 + 1); experts: 3 x (1 + 3 coefficients + variance)
     assert est.n_parameters() == 2 * 2 + 3 * 5
+
+
+@pytest.mark.parametrize("collapsed", [[1], [0]])
+def test_n_parameters_leaves_out_pruned_experts(collapsed):
+    X, y = _gated_data(n_features=3)
+    est = MixtureOfExpertsRegressor(3, gate_features=[0], random_state=0).fit(X, y)
+    est.collapsed_experts_ = np.array(collapsed)
+    # Two experts left: one free gate row (whichever child was the reference).
+    assert est.n_parameters() == 1 * 2 + 2 * 5
+    hme = HierarchicalMixtureOfExpertsRegressor((2, 2), gate_features=[0], max_iter=5,
+                                                random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        hme.fit(X, y)
+    hme.collapsed_experts_ = np.array([2, 3])  # the root's child 1, whole
+    # The root keeps one child (no free row), its left gate both (one row).
+    assert hme.n_parameters() == 1 * 2 + 2 * 5
+    hme.collapsed_experts_ = np.array([3])
+    assert hme.n_parameters() == 2 * 2 + 3 * 5
 
 
 def test_dataframe_in_every_method_without_warnings():
