@@ -73,10 +73,11 @@ def main(argv=None):
     with threadpool_limits(limits=1, user_api="blas"):
         root_bound = bohning_bound(kernels, X, w)
         model.e_step(params, problem)  # compile
-        # As run_em: the E-step keeps the root's log-probabilities for the M-step.
-        e_step, (_, log_resp, root_log_proba) = best_time(
-            lambda: model.e_step(params, problem, keep_root=True), args.repeats)
-        resp = np.exp(log_resp)
+        # As run_em: the E-step writes the responsibilities and keeps the root's
+        # log-probabilities for the M-step.
+        e_step, (_, resp, root_log_proba) = best_time(
+            lambda: model.e_step(params, problem, keep_root=True, exponentiate=True),
+            args.repeats)
         experts, _ = best_time(lambda: kernels.wls_stats(X, y, resp, w), args.repeats)
         m_experts, _ = best_time(lambda: model.experts.m_step(
             kernels, params["experts"], X, y, resp, w), args.repeats)
@@ -98,7 +99,7 @@ def main(argv=None):
     print(f"DGEMM rate {dgemm_rate / 1e9:.1f} GFLOP/s, NumPy exp {exp_rate / 1e6:.0f} M/s")
     print(f"{'phase':44s} {'seconds':>9s}")
     for label, seconds in [
-        ("E-step (gate, experts, posterior)", e_step),
+        ("E-step (gate, experts, responsibilities)", e_step),
         ("expert M-step (statistics and solves)", m_experts),
         ("  of which statistics (wls_stats)", experts),
         (f"gate M-step ({_ROOT_BOHNING_STEPS} Boehning steps at the root)", gate_step),

@@ -223,15 +223,14 @@ def _run_start(estimator, attributes, problem, X_std, seed, params):
                                            np.random.RandomState(seed))
             params = initialize(model, problem, resp)
         if estimator.max_iter == 0:
-            ll, log_resp = model.e_step(params, problem)
+            ll, resp = model.e_step(params, problem, exponentiate=True)
             run = (params, [ll - model.objective_penalty(params)], False, 0)
         else:
-            *run, log_resp = run_em(model, problem, params, max_iter=estimator.max_iter,
-                                    tol=estimator.tol, verbose=estimator.verbose,
-                                    verbose_interval=estimator.verbose_interval)
+            *run, resp = run_em(model, problem, params, max_iter=estimator.max_iter,
+                                tol=estimator.tol, verbose=estimator.verbose,
+                                verbose_interval=estimator.verbose_interval)
         # On the device that holds the problem: only K numbers come back.
-        kernels = model.kernels
-        mass = kernels.weighted_sums(kernels.exp(log_resp, log_resp), problem.weight)
+        mass = model.kernels.weighted_sums(resp, problem.weight)
     if estimator.verbose:
         print(f"Initialization done: penalised log-likelihood {run[1][-1]:.8g}, "
               f"{run[3]} iterations, converged={run[2]}")

@@ -110,13 +110,15 @@ class Model:
         gate_pen = sum(float(np.sum(penalty(c, self.reg_gate))) for c in params["gates"])
         return gate_pen + self.experts.penalty(params["experts"])
 
-    def e_step(self, params, problem, keep_root=False, gate_log_probs=None):
+    def e_step(self, params, problem, keep_root=False, gate_log_probs=None,
+               exponentiate=False):
         """Return the weighted log-likelihood and the log-responsibilities.
 
         With ``keep_root``, also the root gate's log-probabilities, shape
         (n_samples, branching[0]), for the next M-step's first root step.
         ``gate_log_probs``: per level, the gate's log-probabilities at
-        ``params["gates"]`` where the M-step left them, else None.
+        ``params["gates"]`` where the M-step left them, else None. With
+        ``exponentiate``, the responsibilities instead of their logarithms.
         """
         levels = self.gate_log_probs(params["gates"], problem.X_gate, gate_log_probs)
         log_prior = self._leaf_log_prior(levels)
@@ -124,7 +126,7 @@ class Model:
         self.experts.log_prob(
             self.kernels, params["experts"], problem.X_expert, problem.target, log_resp
         )
-        ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
+        ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp, exponentiate)
         if keep_root:
             return ll, log_resp, levels[0]
         return ll, log_resp
@@ -223,26 +225,25 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
         Penalised log-likelihood after each E-step, the start included.
     converged : bool
     n_iter : int
-    log_resp : array of shape (n_samples, n_leaves)
-        From the final parameters, on the backend's device.
+    resp : array of shape (n_samples, n_leaves)
+        Responsibilities at the final parameters, on the backend's device.
     """
     kernels = model.kernels
     total_weight = kernels.total(problem.weight)
     root_bound = model.root_bound(problem)
     # The root's log-probabilities start the next M-step's first Boehning step.
     keep_root = root_bound is not None
-    ll, log_resp, *root = model.e_step(params, problem, keep_root=keep_root)
+    ll, resp, *root = model.e_step(params, problem, keep_root=keep_root, exponentiate=True)
     objectives = [ll - model.objective_penalty(params)]
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        resp = kernels.exp(log_resp, log_resp)
         params, log_probs = model.m_step(params, problem, resp, root_bound=root_bound,
                                          root_log_proba=root[0] if root else None,
                                          return_log_probs=True)
         root = None
-        ll, log_resp, *root = model.e_step(params, problem, keep_root=keep_root,
-                                           gate_log_probs=log_probs)
+        ll, resp, *root = model.e_step(params, problem, keep_root=keep_root,
+                                       gate_log_probs=log_probs, exponentiate=True)
         objectives.append(ll - model.objective_penalty(params))
         change = (objectives[-1] - objectives[-2]) / total_weight
         if verbose >= 2 and n_iter % verbose_interval == 0:
@@ -251,4 +252,4 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
         if abs(change) < tol:
             converged = True
             break
-    return params, objectives, converged, n_iter, log_resp
+    return params, objectives, converged, n_iter, resp

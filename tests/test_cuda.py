@@ -110,9 +110,13 @@ def test_posterior_in_place_and_extremes():
     log_prior[4, 1] = -np.inf
     log_lik = rng.normal(scale=300.0, size=resp.shape)
     expected, expected_ll = ref.posterior(log_prior, log_lik, w)
+    resp = np.empty_like(log_lik)
+    ll_exp = gpu.posterior(log_prior, log_lik, w, resp, exponentiate=True)
     ll = gpu.posterior(log_prior, log_lik, w, log_lik)
     assert_allclose(log_lik, expected, rtol=1e-12, atol=1e-12)
     assert_allclose(ll, expected_ll, rtol=1e-12)
+    assert ll_exp == ll
+    assert_allclose(resp, np.exp(expected), rtol=1e-12, atol=1e-300)
 
 
 def test_weighted_grams_and_wls_stats():

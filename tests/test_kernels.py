@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 from skmoe import _config
 from skmoe._kernels import _fastexp as fastexp
@@ -92,6 +92,10 @@ def test_posterior(log_prior, log_lik, w):
     assert_allclose(out, expected_resp, rtol=1e-10, atol=1e-10)
     assert_allclose(np.exp(out).sum(axis=1), 1.0, rtol=1e-12)
     assert_allclose(ll, expected_ll, rtol=1e-10, atol=1e-9)
+    # exponentiate: the responsibilities, the same numbers through the same exp.
+    resp = np.empty_like(log_lik)
+    assert cpu.posterior(log_prior, log_lik, w, resp, exponentiate=True) == ll
+    assert_array_equal(resp, cpu.exp(out, np.empty_like(out)))
 
 
 def test_posterior_in_place():

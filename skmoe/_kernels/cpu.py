@@ -247,13 +247,17 @@ def _categorical_from_logits(Z, y_idx, n_classes, out):
 
 
 @_jit
-def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
-    """Log-responsibilities in ``out``; returns the weighted log-normaliser per chunk."""
+def _posterior_rows(log_prior, log_lik, w, out, chunk_size, exponentiate):
+    """Log-responsibilities (or, with ``exponentiate``, responsibilities) in ``out``.
+
+    Returns the weighted log-normaliser per chunk.
+    """
     n, K = out.shape
     n_chunks = (n + chunk_size - 1) // chunk_size
     partial = np.zeros(n_chunks)
     tile = np.empty((K, _TILE))
     top, total, lse = np.empty(_TILE), np.empty(_TILE), np.empty(_TILE)
+    no_shift = np.zeros(_TILE)
     for c in range(n_chunks):
         acc = 0.0
         stop = min(n, (c + 1) * chunk_size)
@@ -263,7 +267,15 @@ def _posterior_rows(log_prior, log_lik, w, out, chunk_size):
                 for k in range(K):
                     tile[k, i] = log_prior[start + i, k] + log_lik[start + i, k]
             _logsumexp_columns(tile, K, rows, top, total, lse)
-            _store_shifted(tile, lse, rows, K, out, start, np.int64(0))
+            if exponentiate:
+                # In the tile, column by column (vectorised), before the store.
+                for k in range(K):
+                    column = tile[k]
+                    for i in range(rows):
+                        column[i] = _exp(column[i] - lse[i])
+                _store_shifted(tile, no_shift, rows, K, out, start, np.int64(0))
+            else:
+                _store_shifted(tile, lse, rows, K, out, start, np.int64(0))
             # In row order: the chunk's sum does not depend on the tiling.
             for i in range(rows):
                 acc += w[start + i] * lse[i]
@@ -734,7 +746,7 @@ def categorical_log_prob(X, coef, y_idx, out):
     return out
 
 
-def posterior(log_prior, log_lik, w, out):
+def posterior(log_prior, log_lik, w, out, exponentiate=False):
     """Log-responsibilities and the weighted log-likelihood in one pass.
 
     Parameters
@@ -743,6 +755,10 @@ def posterior(log_prior, log_lik, w, out):
     w : ndarray of shape (n_samples,)
     out : ndarray of shape (n_samples, n_leaves)
         Log-responsibilities (modified in place; may alias ``log_lik``).
+    exponentiate : bool, default=False
+        Write the responsibilities instead, ``exp`` of the same numbers: EM's
+        M-step takes them, and a separate pass over ``out`` would cost as much
+        memory traffic as this one.
 
     Returns
     -------
@@ -751,7 +767,7 @@ def posterior(log_prior, log_lik, w, out):
     """
     def group(start, stop):
         return _posterior_rows(log_prior[start:stop], log_lik[start:stop], w[start:stop],
-                               out[start:stop], _config.CHUNK_SIZE)
+                               out[start:stop], _config.CHUNK_SIZE, exponentiate)
 
     partial = list(_map_groups(out.shape[0], group))
     return float(np.sum(np.concatenate(partial))) if partial else 0.0

@@ -690,8 +690,8 @@ def categorical_log_prob(X, coef, y_idx, out):
 
 
 @cuda.jit
-def _posterior_kernel(prior_flat, lik_flat, w, K, tile_rows, out_flat, row_ll):
-    """Log-responsibilities of a tile of rows, staged and written back coalesced."""
+def _posterior_kernel(prior_flat, lik_flat, w, K, tile_rows, exponentiate, out_flat, row_ll):
+    """Log-responsibilities (or their exp) of a tile of rows, written back coalesced."""
     n = w.shape[0]
     T = cuda.blockDim.x
     t = cuda.threadIdx.x
@@ -712,10 +712,11 @@ def _posterior_kernel(prior_flat, lik_flat, w, K, tile_rows, out_flat, row_ll):
         row_ll[row0 + r, 0] = w[row0 + r] * sL[r]
     for q in range(t, rows * K, T):
         r = q // K
-        out_flat[base + q] = sZ[r * gs + q - r * K] - sL[r]
+        value = sZ[r * gs + q - r * K] - sL[r]
+        out_flat[base + q] = math.exp(value) if exponentiate else value
 
 
-def posterior(log_prior, log_lik, w, out):
+def posterior(log_prior, log_lik, w, out, exponentiate=False):
     """Log-responsibilities and the weighted log-likelihood in one pass.
 
     Parameters
@@ -724,6 +725,8 @@ def posterior(log_prior, log_lik, w, out):
     w : array of shape (n_samples,)
     out : array of shape (n_samples, n_leaves)
         Log-responsibilities (modified in place; may alias ``log_lik``).
+    exponentiate : bool, default=False
+        Write the responsibilities instead.
 
     Returns
     -------
@@ -742,7 +745,7 @@ def posterior(log_prior, log_lik, w, out):
         rows = _tile_rows(T, K, 2 * (K | 1) + 1)
         _posterior_kernel[-(-n // rows), T, 0, rows * (2 * (K | 1) + 1) * 8](
             _dev(log_prior).reshape(n * K), d_lik.reshape(n * K), _dev(w), K, rows,
-            d_out.reshape(n * K), row_ll)
+            bool(exponentiate), d_out.reshape(n * K), row_ll)
     _finish(d_out, host)
     return float(_column_sums(row_ll)[0])
 
