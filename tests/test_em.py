@@ -94,23 +94,27 @@ def test_bohning_step_is_relaxed_minoriser_step_and_monotone(at_root):
     assert after - before >= (f - f * f / 2) * rhs @ maximiser.ravel() * (1 - 1e-9) > 0
 
 
-@pytest.mark.parametrize("branching", [(4,), (3, 2)])
-def test_newton_step_hands_its_log_probabilities_to_the_e_step(branching):
-    """The gate log-probabilities the M-step returns are those at its new coefficients."""
-    rng = np.random.RandomState(2)
-    n, p = 300, 3
+def _random_model(branching, gate_solver, seed, n=300, p=3):
+    """A model on the CPU backend, a problem of n rows and random parameters for both."""
+    rng = np.random.RandomState(seed)
     X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
     y = rng.normal(size=n) + X[:, 1]
     w = rng.uniform(0.5, 1.5, size=n)
     tree = GatingTree(branching)
-    kernels = get_backend("cpu")
-    model = Model(kernels=kernels, tree=tree, experts=GaussianExperts(0.0, 1e-12),
-                  reg_gate=1e-3, gate_solver="newton")
-    problem = Problem(X, X, y, w)
+    model = Model(kernels=get_backend("cpu"), tree=tree, experts=GaussianExperts(0.0, 1e-12),
+                  reg_gate=1e-3, gate_solver=gate_solver)
     params = {"gates": [rng.normal(scale=0.5, size=(tree.n_nodes[d], b, p))
                         for d, b in enumerate(branching)],
               "experts": {"coef": rng.normal(size=(tree.n_leaves, p)),
                           "var": rng.uniform(0.5, 2.0, size=tree.n_leaves)}}
+    return model, Problem(X, X, y, w), params
+
+
+@pytest.mark.parametrize("branching", [(4,), (3, 2)])
+def test_newton_step_hands_its_log_probabilities_to_the_e_step(branching):
+    """The gate log-probabilities the M-step returns are those at its new coefficients."""
+    model, problem, params = _random_model(branching, "newton", 2)
+    kernels, X = model.kernels, problem.X_gate
     _, log_resp = model.e_step(params, problem)
     resp = np.exp(log_resp)
     new, log_probs = model.m_step(params, problem, resp, return_log_probs=True)
@@ -128,22 +132,10 @@ def test_newton_step_hands_its_log_probabilities_to_the_e_step(branching):
 @pytest.mark.parametrize("branching", [(4,), (3, 2)])
 def test_root_step_from_e_step_log_proba(branching):
     """The first root Boehning step from the E-step's log-probabilities is the same step."""
-    rng = np.random.RandomState(1)
-    n, p = 300, 3
-    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
-    y = rng.normal(size=n) + X[:, 1]
-    w = rng.uniform(0.5, 1.5, size=n)
-    tree = GatingTree(branching)
-    model = Model(kernels=get_backend("cpu"), tree=tree, experts=GaussianExperts(0.0, 1e-12),
-                  reg_gate=1e-3, gate_solver="bohning")
-    problem = Problem(X, X, y, w)
-    params = {"gates": [rng.normal(scale=0.5, size=(tree.n_nodes[d], b, p))
-                        for d, b in enumerate(branching)],
-              "experts": {"coef": rng.normal(size=(tree.n_leaves, p)),
-                          "var": rng.uniform(0.5, 2.0, size=tree.n_leaves)}}
+    model, problem, params = _random_model(branching, "bohning", 1)
     root_bound = model.root_bound(problem)
     ll, log_resp, root = model.e_step(params, problem, keep_root=True)
-    assert root.shape == (n, branching[0])
+    assert root.shape == (problem.X_gate.shape[0], branching[0])
     assert ll == model.e_step(params, problem)[0]
     resp = np.exp(log_resp)
     plain = model.m_step(params, problem, resp, root_bound=root_bound)
