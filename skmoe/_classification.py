@@ -289,6 +289,8 @@ class MixtureOfExpertsClassifier(_CategoricalExpertsClassifier):
         log-likelihood may decrease (the clones' fits are not exact weighted
         likelihood maximisers in general); ``n_parameters``, the information
         criteria and ``standard_errors`` are not defined; CPU backend only.
+        Where EM ends below the best log-likelihood it saw, the fit keeps
+        that iterate (``lower_bounds_`` and ``n_iter_`` end there).
     warm_start : bool, default=False
         If True, ``fit`` continues from the previous solution (one start); the
         number of experts, the features and ``expert_estimator`` must be those of

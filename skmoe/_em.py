@@ -227,6 +227,10 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     n_iter : int
     resp : array of shape (n_samples, n_leaves)
         Responsibilities at the final parameters, on the backend's device.
+
+    With experts whose M-step is not monotone (``experts.monotone`` False), the
+    parameters of the highest objective seen are returned, with the objectives
+    and the iteration count up to them, where EM ended lower.
     """
     kernels = model.kernels
     total_weight = kernels.total(problem.weight)
@@ -235,6 +239,9 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     keep_root = root_bound is not None
     ll, resp, *root = model.e_step(params, problem, keep_root=keep_root, exponentiate=True)
     objectives = [ll - model.objective_penalty(params)]
+    # Experts whose M-step may lower the objective (fitted estimators): the best
+    # iterate is kept, and returned if EM ends below it.
+    best = None if model.experts.monotone else (params, kernels.to_host(resp).copy(), 0)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
@@ -249,7 +256,12 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
         if verbose >= 2 and n_iter % verbose_interval == 0:
             print(f"  Iteration {n_iter}\t mean log-likelihood {objectives[-1] / total_weight:.8g}"
                   f"\t change {change:.3g}")
+        if best is not None and objectives[-1] > objectives[best[2]]:
+            best = (params, kernels.to_host(resp).copy(), n_iter)
         if abs(change) < tol:
             converged = True
             break
+    if best is not None and objectives[best[2]] > objectives[-1]:
+        params, resp, n_iter = best
+        objectives = objectives[:n_iter + 1]
     return params, objectives, converged, n_iter, resp

@@ -34,6 +34,8 @@ class GaussianExperts:
     exact and monotone. The variance is floored at ``min_variance``.
     """
 
+    monotone = True  # the M-step never lowers the objective
+
     def __init__(self, reg, min_variance):
         self.reg = reg
         self.min_variance = min_variance
@@ -113,6 +115,8 @@ class _ClonedExperts:
     of bounded depth, can lower it. An arbitrary estimator has no parameter
     count (``n_params`` is None).
     """
+
+    monotone = False  # a clone's fit need not maximise its weighted likelihood
 
     def __init__(self, estimator, x_mean, x_scale):
         self.estimator = estimator
@@ -230,6 +234,8 @@ class CategoricalExperts:
     more monotone Newton/Boehning steps per EM iteration (ECM), solved for all
     experts from one pass over the data.
     """
+
+    monotone = True
 
     def __init__(self, reg, n_classes, solver="auto"):
         self.reg = reg

@@ -387,6 +387,8 @@ class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):
         apply; the log-likelihood never decreases only for estimators that fit
         weighted least squares exactly; ``n_parameters``, the information
         criteria and ``standard_errors`` are not defined; CPU backend only.
+        Where EM ends below the best log-likelihood it saw, the fit keeps
+        that iterate (``lower_bounds_`` and ``n_iter_`` end there).
     warm_start : bool, default=False
         If True, ``fit`` continues from the previous solution (one start); the
         number of experts, the features and ``expert_estimator`` must be those of

@@ -214,3 +214,20 @@ def test_classifier_experts_need_sample_weight_and_probabilities():
         MixtureOfExpertsClassifier(2, expert_estimator=KNeighborsClassifier()).fit(X, y)
     with pytest.raises(ValueError, match="expert_estimator"):
         MixtureOfExpertsClassifier(2, expert_estimator=LinearRegression()).fit(X, y)
+
+
+def test_the_best_iterate_is_kept_when_em_ends_lower():
+    """Tree experts can lower the likelihood: the fit returns the best parameters seen."""
+    X, y = _data(300, 4)
+    est = MixtureOfExpertsRegressor(2, random_state=0, max_iter=40, tol=0.0,
+                                    expert_estimator=DecisionTreeRegressor(max_depth=3))
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    bounds = est.lower_bounds_
+    assert bounds.shape == (est.n_iter_ + 1,)
+    assert est.lower_bound_ == bounds[-1] == bounds.max()
+    # The parameters are those of that bound (up to the tiny gate ridge).
+    assert_allclose(est.log_likelihood(X, y), est.lower_bound_, rtol=1e-6)
+    # All 40 iterations ran (tol=0): the best came before the last, so EM ended lower
+    # and the kept iterate was returned.
+    assert est.n_iter_ < 40
