@@ -314,6 +314,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """Expert standard errors (leaf-major vector) shaped like the attributes (subclass)."""
         raise NotImplementedError
 
+    def _expert_estimates(self):
+        """The experts' fitted parameters, leaf-major, as ``_expert_jacobian`` names them."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------
     # Data preparation
 
@@ -1057,7 +1061,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             standard errors shaped like the fitted attributes of the same
             names; ``covariance``, the covariance matrix of all free
             parameters in the user's units, ordered as ``parameter_names``;
-            ``unidentified``, a boolean mask in the same order.
+            ``estimates``, the fitted parameters in that order (for tables of
+            z values); ``unidentified``, a boolean mask in the same order.
 
         The experts that collapsed during fit (``collapsed_experts_``) are
         held at their frozen parameters, which are unidentified (``inf``).
@@ -1119,7 +1124,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "likelihood. Their standard errors are inf.", UserWarning, stacklevel=2)
         se = np.sqrt(np.maximum(variance, 0.0))
         return Bunch(covariance=covariance, parameter_names=names, unidentified=unidentified,
+                     estimates=self._parameter_estimates(),
                      **self._gate_standard_errors(se), **self._expert_standard_errors(se[n_gate:]))
+
+    def _parameter_estimates(self):
+        """The fitted free parameters in the user's units, in ``parameter_names`` order."""
+        coefs, intercepts = self.gate_coef_, self.gate_intercept_
+        if not isinstance(coefs, list):
+            coefs, intercepts = [coefs[None]], [intercepts[None]]
+        gates = [np.concatenate([intercept[:, 1:, None], coef[:, 1:]], axis=2).ravel()
+                 for coef, intercept in zip(coefs, intercepts)]
+        return np.concatenate([*gates, self._expert_estimates()])
 
     def _feature_names(self):
         names = getattr(self, "feature_names_in_", None)

@@ -142,6 +142,10 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                  for c in columns]
         return np.kron(np.eye(n_free), linear), names
 
+    def _expert_estimates(self):
+        return np.concatenate([self.expert_intercept_[:, 1:, None], self.expert_coef_[:, 1:]],
+                              axis=2).ravel()
+
     def _expert_standard_errors(self, se):
         p = self._expert_idx.size + 1
         per_leaf = np.zeros((se.size // ((len(self.classes_) - 1) * p), len(self.classes_), p))

@@ -109,6 +109,10 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         names = ["intercept", *self._feature_names()[self._expert_idx], "variance"]
         return block, names
 
+    def _expert_estimates(self):
+        return np.column_stack([self.expert_intercept_, self.expert_coef_,
+                                self.expert_variance_]).ravel()
+
     def _expert_standard_errors(self, se):
         per_leaf = se.reshape(-1, self._expert_idx.size + 2)
         return {"expert_coef": per_leaf[:, 1:-1], "expert_intercept": per_leaf[:, 0],

@@ -94,6 +94,7 @@ def test_information_and_covariance_match_finite_differences(case):
     # The standard errors are the covariance's diagonal, shaped like the attributes.
     se = np.sqrt(np.diag(result.covariance))
     np.testing.assert_allclose(_theta_shaped(est, result), se, rtol=1e-12)
+    np.testing.assert_array_equal(result.estimates, _theta(est))
 
 
 def _information_against_finite_differences(est, X, y, w):
