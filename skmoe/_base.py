@@ -14,6 +14,7 @@ public coefficients are mapped back to the original units at the end of fit.
 import functools
 import warnings
 from abc import ABCMeta, abstractmethod
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -1088,9 +1089,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 "expert_estimator experts."
             )
         with np.errstate(all="ignore"):  # an overflow is reported below, as an error
-            information = observed_information(
-                model.tree, model.experts, self._params, problem.X_gate, problem.X_expert,
-                problem.target, problem.weight)
+            # On the host whatever the backend: the problem and the parameters are there.
+            information = observed_information(replace(model, kernels=get_backend("cpu")),
+                                               self._params, problem)
         n_gate = model.tree.n_gate_params(self._gate_idx.size + 1)
         # A collapsed expert's parameters were frozen by EM: held fixed here.
         frozen = np.zeros(information.shape[0], dtype=bool)

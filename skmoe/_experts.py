@@ -20,11 +20,6 @@ from ._linalg import solve_psd
 _MIN_MASS_SHARE = 1e-10
 
 
-def _gaussian_log_density(resid, var):
-    """``log N(resid; 0, var)`` per sample and leaf (host NumPy)."""
-    return -0.5 * np.log(2.0 * np.pi * var) - 0.5 * resid**2 / var
-
-
 class GaussianExperts:
     """Gaussian linear experts ``y ~ N(beta_l . x, var_l)``.
 
@@ -77,9 +72,6 @@ class GaussianExperts:
 
     def n_leaf_params(self, n_coefs):
         return n_coefs + 1
-
-    def sample_log_prob(self, params, X, y):
-        return _gaussian_log_density(y[:, None] - X @ params["coef"].T, params["var"])
 
     def sample_scores(self, params, X, y):
         """Gradient of each sample's log-density under each leaf, (n, leaves, params)."""
@@ -183,7 +175,8 @@ class EstimatorExperts(_ClonedExperts):
         return np.clip(means, -bound, bound)
 
     def log_prob(self, kernels, params, X, y, out):
-        out[:] = _gaussian_log_density(y[:, None] - self.means(params, X), params["var"])
+        resid = y[:, None] - self.means(params, X)
+        out[:] = -0.5 * np.log(2.0 * np.pi * params["var"]) - 0.5 * resid**2 / params["var"]
         return out
 
     def m_step(self, kernels, params, X, y, resp, w, n_steps=1):
@@ -276,10 +269,6 @@ class CategoricalExperts:
 
     def _log_proba(self, params, X):
         return log_softmax(np.einsum("ia,lca->ilc", X, params["coef"]), axis=2)
-
-    def sample_log_prob(self, params, X, y_idx):
-        return np.take_along_axis(self._log_proba(params, X), y_idx[:, None, None], axis=2)[
-            :, :, 0]
 
     def sample_scores(self, params, X, y_idx):
         """Gradient of each sample's log-probability under each leaf, (n, leaves, params)."""

@@ -17,7 +17,8 @@ in leaf l's block alone. So, with ``rho_bar = E_h[rho]``:
 - experts l and m: ``-sum_i w_i (delta_lm h_il - h_il h_im) b_il b_im^T``,
 
 which costs about ``n (gate + expert parameters)^2`` rather than ``n K`` times
-that. Everything runs on the host in blocks of rows, in the standardised space
+that. Everything runs on the host in blocks of rows (the responsibilities from
+the CPU backend's E-step, the rest in NumPy), in the standardised space
 of the fit, for the unpenalised log-likelihood (the ridge terms are left out,
 as R's flexmix has none).
 
@@ -29,31 +30,33 @@ Parameter order (the rows of the information):
 """
 
 import numpy as np
-from scipy.special import log_softmax
+
+from ._em import Problem
 
 # Elements of the largest per-row temporary of one block of rows: 8 MiB.
 _BLOCK_ELEMENTS = 1 << 20
 
 
-def observed_information(tree, experts, params, X_gate, X_expert, target, weight):
+def observed_information(model, params, problem):
     """Observed information of the unpenalised log-likelihood, standardised space.
 
     Parameters
     ----------
-    tree : GatingTree
-    experts : expert family (``GaussianExperts`` or ``CategoricalExperts``)
+    model : Model
+        On the CPU backend; its experts a family with ``sample_scores`` and
+        ``complete_information``.
     params : dict
         Host arrays, as kept by the estimator.
-    X_gate, X_expert : ndarray of shape (n_samples, n_gate_coefs / n_expert_coefs)
-    target : ndarray of shape (n_samples,)
-    weight : ndarray of shape (n_samples,)
+    problem : Problem
+        Host arrays.
 
     Returns
     -------
     information : ndarray of shape (n_params, n_params)
     """
-    n, p_gate = X_gate.shape
-    q = experts.n_leaf_params(X_expert.shape[1])
+    tree, experts = model.tree, model.experts
+    n, p_gate = problem.X_gate.shape
+    q = experts.n_leaf_params(problem.X_expert.shape[1])
     L = tree.n_leaves
     n_free = sum(nodes * (b - 1) for nodes, b in zip(tree.n_nodes, tree.branching))
     gate = np.zeros((n_free * p_gate,) * 2)
@@ -63,22 +66,22 @@ def observed_information(tree, experts, params, X_gate, X_expert, target, weight
     rows = max(1, _BLOCK_ELEMENTS // widest)
     for start in range(0, n, rows):
         block = slice(start, min(n, start + rows))
-        _add_block(gate, cross, expert, tree, experts, params, X_gate[block], X_expert[block],
-                   target[block], weight[block])
+        _add_block(gate, cross, expert, model, params, Problem(
+            problem.X_gate[block], problem.X_expert[block], problem.target[block],
+            problem.weight[block]))
     return np.block([[gate, cross], [cross.T, expert]])
 
 
-def _add_block(gate, cross, expert, tree, experts, params, X_gate, X_expert, target, weight):
+def _add_block(gate, cross, expert, model, params, block):
+    tree, experts = model.tree, model.experts
+    X_gate, X_expert, target, weight = block.X_gate, block.X_expert, block.target, block.weight
     n, p_gate = X_gate.shape
     L = tree.n_leaves
     n_free = gate.shape[0] // p_gate
-    log_gates = [log_softmax(np.einsum("ia,vja->ivj", X_gate, coef), axis=2)
-                 for coef in params["gates"]]
-    log_prior = np.zeros((n, L))
-    for d, log_gate in enumerate(log_gates):
-        log_prior += log_gate.reshape(n, -1)[:, np.arange(L) // tree.stride[d]]
-    log_joint = log_prior + experts.sample_log_prob(params["experts"], X_expert, target)
-    resp = np.exp(log_softmax(log_joint, axis=1))
+    # The E-step of EM, which also gives each level's gate log-probabilities.
+    log_gates = model.gate_log_probs(params["gates"], X_gate)
+    _, resp = model.e_step(params, block, gate_log_probs=log_gates, exponentiate=True)
+    log_gates = [lg.reshape(n, tree.n_nodes[d], -1) for d, lg in enumerate(log_gates)]
     u = weight[:, None] * resp
 
     # rho (n, L, free children), and E_h of the complete-data gate information per

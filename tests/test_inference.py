@@ -104,8 +104,7 @@ def _information_against_finite_differences(est, X, y, w):
                                         classes=getattr(est, "classes_", None))
     problem = est._problem_for(X, y, w)
     model = est._model()
-    information = observed_information(model.tree, model.experts, est._params, problem.X_gate,
-                                       problem.X_expert, problem.target, problem.weight)
+    information = observed_information(model, est._params, problem)
     jacobian, _ = est._parameter_jacobian()
     expected = -jacobian.T @ hessian @ jacobian
     scale = np.sqrt(np.outer(np.abs(np.diag(expected)), np.abs(np.diag(expected)))) + 1e-12
