@@ -286,18 +286,14 @@ def profile(n, p, K, repeats, rng):
                          g_rows * (d4 + max_cols) * 8](
             Xd, yd, resp, wd, d, pairs_d, chunk, g_rows, per_block, g_partial)
 
-    m4, px = -(-K // 4) * 4, -(-(p + 1) // 4) * 4 + 1
-    s_row = px + 2 * (m4 + 1) + 1
-    s_rows = max(4, min(gpu._GRAD_TILE, gpu._SHARED_DOUBLES // s_row) // 4 * 4)
     s_partial = gpu.cuda.device_array((n_chunks, K * (p + 1) + 1))
-    s_acc = gpu.cuda.device_array((n_chunks, (m4 // 4) * (px // 4) * gpu._GRAD_LANES * 16 + 1))
-    gate_pad = gpu.to_device(np.vstack([gate.reshape(K, p + 1),
-                                        np.zeros((m4 - K, p + 1))]).ravel())
+    softmax_kernel = gpu._softmax_kernel(1, K, p + 1)
+    gate_flat = gpu.to_device(gate.reshape(K * (p + 1)))
     e2, e1 = gpu._empty(2), gpu._empty(1, np.int64)
 
     def softmax_raw():
-        gpu._softmax_kernel[n_chunks, T, 0, s_rows * s_row * 8](
-            Xflat, p + 1, gate_pad, wd, e2, resp, e1, K, K, chunk, s_rows, s_acc, s_partial, e2)
+        softmax_kernel[n_chunks, T](Xflat, gate_flat, e2, wd, e2, resp, e1, True, K * (p + 1),
+                                    chunk, s_partial, e2)
 
     g_tile = gpu._tile_rows(T, K, p + 1)
     coef_d = gpu.to_device(coef)
@@ -329,7 +325,7 @@ def profile(n, p, K, repeats, rng):
     # Registers, local (spilled) and shared memory per thread of the hot kernels.
     for kname in ("_affine_log_softmax_kernel", "_gaussian_log_prob_kernel", "_posterior_kernel",
                   "_gram_kernel", "_softmax_kernel", "_sum_chunks_kernel"):
-        kernel = getattr(gpu, kname)
+        kernel = softmax_kernel if kname == "_softmax_kernel" else getattr(gpu, kname)
         try:
             regs = kernel.get_regs_per_thread()
             local = kernel.get_local_mem_per_thread()

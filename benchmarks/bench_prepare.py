@@ -24,6 +24,9 @@ from sklearn.utils.validation import validate_data
 from threadpoolctl import threadpool_limits
 
 from skmoe import MixtureOfExpertsRegressor
+from skmoe._kernels import get_backend
+
+cpu = get_backend("cpu")
 
 P, K = 20, 16
 
@@ -63,7 +66,7 @@ def main(argv=None):
             estimator.set_params(init_params=init)
             with threadpool_limits(limits=1, user_api="blas"):  # as in a fit
                 starts[init] = best_of(args.repeats, lambda: estimator._initial_resp(
-                    problem, state["X_std"], np.random.RandomState(0)))
+                    cpu, problem, state["X_std"], np.random.RandomState(0)))
         estimator.set_params(init_params="random")
         fit = best_of(args.repeats, lambda: estimator.fit(X, y))
         print(f"| {n:.0e} | {validation:.2f} | {preparation:.2f} | {starts['random']:.2f} "

@@ -38,7 +38,6 @@ from ._inference import covariance_from_information, observed_information
 from ._kernels import get_backend
 from ._kernels._design import (
     nearest_centres,
-    random_responsibilities,
     standardised_design,
     weighted_scaling,
 )
@@ -220,7 +219,7 @@ def _run_start(estimator, attributes, problem, X_std, seed, params):
     with _single_threaded_blas():
         model = estimator._model(attributes)
         if params is None:
-            resp = estimator._initial_resp(problem.on_host(), X_std,
+            resp = estimator._initial_resp(model.kernels, problem.on_host(), X_std,
                                            np.random.RandomState(seed))
             params = initialize(model, problem, resp)
         if estimator.max_iter == 0:
@@ -423,14 +422,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 f"({self._min_samples_per_expert()} per expert)."
             )
 
-    def _initial_resp(self, problem, X_std, random_state):
-        """Initial responsibilities, shape (n_samples, n_leaves)."""
+    def _initial_resp(self, kernels, problem, X_std, random_state):
+        """Initial responsibilities, shape (n_samples, n_leaves), where ``kernels`` computes.
+
+        Only the labels of a hard start (or nothing, for a random one) cross to
+        a device, not the (n, K) array.
+        """
         n = problem.weight.shape[0]
         K = self._gating_tree().n_leaves
         if self.init_params == "random":
-            # NumPy's Generator: RandomState draws a uniform about four times slower,
-            # which at n K = 1.6e8 took seconds.
-            return random_responsibilities(n, K, random_state.randint(np.iinfo(np.int32).max))
+            return kernels.random_responsibilities(
+                n, K, random_state.randint(np.iinfo(np.int32).max))
         if self.init_params == "tree":
             labels = self._tree_labels(X_std, problem, K, random_state)
         elif self.init_params == "kmeans":
@@ -442,9 +444,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             labels = nearest_centres(X_std, target,
                                       np.hstack([X_std[centres], target[centres]]))
         # A hard partition, softened: EM can still move samples between experts.
-        resp = np.full((n, K), _INIT_SOFTENING / K)
-        resp[np.arange(n), labels] += 1.0 - _INIT_SOFTENING
-        return resp
+        return kernels.hard_responsibilities(kernels.to_device(np.asarray(labels, np.int64)),
+                                             K, _INIT_SOFTENING)
 
     def _kmeans_labels(self, X_std, problem, n_clusters, random_state):
         """Clusters of k-means on (X, y), fitted on at most ``_KMEANS_MAX_SAMPLES`` rows.

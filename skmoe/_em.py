@@ -197,9 +197,9 @@ class Model:
 
 
 def initialize(model, problem, resp):
-    """Parameters from initial responsibilities (host array): one M-step from zero coefficients."""
+    """Parameters from initial responsibilities: one M-step from zero coefficients."""
     params = model.initial_params(problem.X_gate.shape[1], problem.X_expert.shape[1])
-    resp = model.kernels.to_device(np.ascontiguousarray(resp))
+    resp = model.kernels.to_device(resp)
     return model.m_step(params, problem, resp, n_steps=_INIT_STEPS,
                         root_bound=model.root_bound(problem))
 

@@ -117,6 +117,30 @@ def gaussian_moe_em_step(X, y, w, gate_coef, expert_coef, expert_var):
     return ll, new_gate, new_coef, new_var
 
 
+def _lowbias32(x):
+    """Wellons' lowbias32 hash, on Python integers."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def uniform_draw(seed, index):
+    """Counter-based draw ``index`` of ``seed``: a key from the seed and the index's
+    high word, then the draw's high and low 32 bits from its low word."""
+    key = _lowbias32(seed ^ _lowbias32(index >> 32))
+    high = _lowbias32((index & 0xFFFFFFFF) ^ key)
+    low = _lowbias32(high ^ key ^ 0x9E3779B9)
+    return (((high << 21) | (low >> 11)) + 0.5) / 2.0**53
+
+
+def random_responsibilities(n, K, seed):
+    """The random start: draw ``i K + k`` at (i, k), rows normalised."""
+    resp = np.array([[uniform_draw(seed, i * K + k) for k in range(K)] for i in range(n)])
+    return resp / resp.sum(axis=1, keepdims=True)
+
+
 def weighted_scaling(X, w):
     """Weighted column means and standard deviations over rows of positive weight.
 

@@ -160,6 +160,22 @@ def test_softmax_stats_dense_targets(n_nodes, b, root):
     assert_allclose(got[2], fisher, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("shared_coefs", [0, 1024], ids=["coef_in_global", "coef_in_shared"])
+def test_softmax_gradient_and_coefficient_memory(monkeypatch, shared_coefs):
+    """The gradient from the E-step's log-probabilities, and from coefficients read
+    through shared or global memory: the CPU backend's numbers."""
+    monkeypatch.setattr(gpu, "_SHARED_COEFS", shared_coefs)
+    rng, X, y, w, resp = _problem(11, K=5)
+    log_proba = np.log(rng.dirichlet(np.ones(5), size=X.shape[0]))
+    assert_allclose(gpu.softmax_gradient(X, log_proba, w, resp),
+                    cpu.softmax_gradient(X, log_proba, w, resp), rtol=1e-12, atol=1e-12)
+    coef = rng.normal(size=(1, 5, X.shape[1]))
+    got = gpu.softmax_stats(X, coef, w, None, resp, None, "gradient")
+    expected = cpu.softmax_stats(X, coef, w, None, resp, None, "gradient")
+    assert_allclose(got[0], expected[0], rtol=1e-12)
+    assert_allclose(got[1], expected[1], rtol=1e-11, atol=1e-11)
+
+
 def test_softmax_stats_one_hot_targets():
     """Multinomial experts: the class mass on ``y_idx``, as the CPU backend computes it."""
     rng, X, y, w, resp = _problem(7)
@@ -173,6 +189,17 @@ def test_softmax_stats_one_hot_targets():
                 assert a is None
             else:
                 assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+def test_starts_are_the_cpu_starts():
+    """The random start drawn on the GPU, and a softened hard start built there from the
+    labels: the CPU backend's arrays, bit for bit."""
+    got = gpu.to_host(gpu.random_responsibilities(29, 5, 123))
+    assert_array_equal(got, cpu.random_responsibilities(29, 5, 123))
+    assert_array_equal(got, ref.random_responsibilities(29, 5, 123))
+    labels = np.random.RandomState(0).randint(5, size=29)
+    assert_array_equal(gpu.to_host(gpu.hard_responsibilities(labels, 5, 0.5)),
+                       cpu.hard_responsibilities(labels, 5, 0.5))
 
 
 def test_mix_and_mix_categorical():

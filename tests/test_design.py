@@ -5,11 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from scipy import stats
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, _base, _config
+from skmoe._kernels import _rowops, cpu
 from skmoe._kernels._design import (
     nearest_centres,
-    random_responsibilities,
     standardised_design,
     weighted_scaling,
 )
@@ -185,18 +186,31 @@ def test_kmeans_start_runs_single_threaded(monkeypatch):
     assert {threads for _, threads in seen} == {1}
 
 
-def test_random_responsibilities_are_row_normalised_uniforms_per_group(monkeypatch):
+def test_random_responsibilities_are_counter_based_uniforms(monkeypatch):
     monkeypatch.setattr(_config, "CHUNK_SIZE", 5)
     monkeypatch.setattr(_config, "GROUP_CHUNKS", 2)
-    serial = random_responsibilities(37, 4, 11)
+    serial = cpu.random_responsibilities(37, 4, 11)
     monkeypatch.setattr(_config, "PARALLEL_MIN_GROUPS", 2)
-    pooled = random_responsibilities(37, 4, 11)
+    pooled = cpu.random_responsibilities(37, 4, 11)
     # The same draws whether the groups run on one thread or on the pool.
     np.testing.assert_array_equal(serial, pooled)
-    # Oracle: group starting at row s draws Generator((seed, s)).random, then normalises.
-    expected = np.vstack([np.random.default_rng([11, s]).random((min(10, 37 - s), 4))
-                          for s in range(0, 37, 10)])
-    expected /= expected.sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(pooled, expected, rtol=1e-15)
+    np.testing.assert_array_equal(pooled, reference.random_responsibilities(37, 4, 11))
     np.testing.assert_allclose(pooled.sum(axis=1), 1.0, rtol=1e-14)
-    assert not np.array_equal(pooled, random_responsibilities(37, 4, 12))
+    assert not np.array_equal(pooled, cpu.random_responsibilities(37, 4, 12))
+
+
+@pytest.mark.parametrize("index", [0, 1, 2**32 - 1, 2**32, 2**40 + 12345, 2**64 - 1])
+@pytest.mark.parametrize("seed", [0, 7, 2**31 - 2])
+def test_compiled_draw_is_the_reference_draw(seed, index):
+    expected = reference.uniform_draw(seed, index)
+    assert cpu._rowops_uniform(np.uint64(seed), np.uint64(index)) == expected
+    assert _rowops.uniform(np.uint64(seed), np.uint64(index)) == expected
+
+
+def test_random_draws_are_uniform():
+    """Kolmogorov-Smirnov against U(0, 1), and no correlation between neighbours."""
+    raw = np.array([_rowops.uniform(np.uint64(3), np.uint64(i)) for i in range(20000)])
+    np.testing.assert_allclose(cpu.random_responsibilities(1, 20000, 3)[0], raw / raw.sum(),
+                               rtol=1e-12)
+    assert stats.kstest(raw, "uniform").pvalue > 1e-3
+    assert abs(np.corrcoef(raw[:-1], raw[1:])[0, 1]) < 0.03

@@ -168,31 +168,3 @@ def nearest_centres(X, target, centres):
 
     list(_map_groups(X.shape[0], label_rows))
     return labels
-
-
-def random_responsibilities(n_samples, n_columns, seed):
-    """Uniform random rows normalised to sum to 1, drawn per row group on the thread pool.
-
-    Group g draws from NumPy's Generator seeded with ``(seed, g's first row)``,
-    so the result depends on the seed and n only, not on the thread count.
-    NumPy fills and divides without the GIL: on one thread, the draw and the
-    normalisation at n K = 1.6e8 took 1.3 s, most of a short GPU fit.
-
-    Parameters
-    ----------
-    n_samples, n_columns : int
-    seed : int
-
-    Returns
-    -------
-    resp : ndarray of shape (n_samples, n_columns)
-    """
-    resp = np.empty((n_samples, n_columns))
-
-    def fill(start, stop):
-        rows = resp[start:stop]
-        np.random.default_rng([seed, start]).random(out=rows)
-        rows /= rows.sum(axis=1, keepdims=True)
-
-    list(_map_groups(n_samples, fill))
-    return resp

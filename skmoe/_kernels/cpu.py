@@ -55,6 +55,7 @@ _helper_sums = njit(fastmath=_SUMS, **_HELPER)
 _rowops_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
     _rowops.logsumexp_span
 )
+_rowops_uniform = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.uniform)
 _EMPTY_2D = np.zeros((0, 0))
 _EMPTY_IDX = np.zeros(0, dtype=np.int64)
 _EMPTY_1D = np.zeros(0)
@@ -1353,6 +1354,63 @@ def gaussian_mix_quantiles(log_weight, means, var, z, quantiles, out):
 # Array plumbing: the EM layer allocates, exponentiates and reshapes (n, K)
 # arrays only through these, so the same code runs on every backend. On the
 # CPU they are plain NumPy, with nothing added to the old inline code.
+
+
+@_jit
+def _random_rows(seed, start, stop, out):
+    """Rows ``start:stop`` of :func:`random_responsibilities`."""
+    useed = np.uint64(seed)
+    K = out.shape[1]
+    for i in range(start, stop):
+        total = 0.0
+        for k in range(K):
+            out[i, k] = _rowops_uniform(useed, np.uint64(i * K + k))
+            total += out[i, k]
+        for k in range(K):
+            out[i, k] /= total
+
+
+def random_responsibilities(n_samples, n_columns, seed):
+    """Uniform random rows normalised to sum to 1 (the random start of EM).
+
+    Draw ``(i, k)`` is the counter-based ``_rowops.uniform(seed, i * n_columns +
+    k)``: it depends on the seed and its position only, so every backend and
+    every thread count gives the same bits, and a GPU draws its start where it
+    computes instead of receiving an (n, K) array.
+
+    Parameters
+    ----------
+    n_samples, n_columns : int
+    seed : int
+        Below 2**32.
+
+    Returns
+    -------
+    resp : ndarray of shape (n_samples, n_columns)
+    """
+    resp = np.empty((n_samples, n_columns))
+    list(_map_groups(n_samples, lambda start, stop: _random_rows(seed, start, stop, resp)))
+    return resp
+
+
+def hard_responsibilities(labels, n_columns, softening):
+    """A hard partition softened: ``1 - softening + softening / K`` on each row's label,
+    ``softening / K`` elsewhere.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,), dtype int
+        In ``[0, n_columns)``.
+    n_columns : int
+    softening : float
+
+    Returns
+    -------
+    resp : ndarray of shape (n_samples, n_columns)
+    """
+    resp = np.full((labels.shape[0], n_columns), softening / n_columns)
+    resp[np.arange(labels.shape[0]), labels] += 1.0 - softening
+    return resp
 
 
 def to_device(a):

@@ -289,6 +289,79 @@ def exp(a, out):
     return out
 
 
+_uniform = cuda.jit(device=True)(_rowops.uniform)
+
+
+@cuda.jit
+def _random_rows_kernel(seed, out):
+    i = cuda.grid(1)
+    n, K = out.shape
+    if i < n:
+        useed = uint64(seed)
+        total = 0.0
+        for k in range(K):
+            out[i, k] = _uniform(useed, uint64(i * K + k))
+            total += out[i, k]
+        for k in range(K):
+            out[i, k] /= total
+
+
+def random_responsibilities(n_samples, n_columns, seed):
+    """Uniform random rows normalised to sum to 1, drawn on the GPU.
+
+    The same bits as the CPU backend's (counter-based draws); nothing crosses
+    from the host.
+
+    Parameters
+    ----------
+    n_samples, n_columns : int
+    seed : int
+        Below 2**32.
+
+    Returns
+    -------
+    resp : device array of shape (n_samples, n_columns)
+    """
+    resp = cuda.device_array((n_samples, n_columns))
+    if n_samples:
+        _random_rows_kernel[_blocks(n_samples), _threads()](seed, resp)
+    return resp
+
+
+@cuda.jit
+def _hard_rows_kernel(labels, softening, out):
+    i = cuda.grid(1)
+    n, K = out.shape
+    if i < n:
+        for k in range(K):
+            out[i, k] = softening / K
+        out[i, labels[i]] += 1.0 - softening
+
+
+def hard_responsibilities(labels, n_columns, softening):
+    """A hard partition softened, built on the GPU from the labels alone.
+
+    Parameters
+    ----------
+    labels : device array or ndarray of shape (n_samples,), dtype int64
+        In ``[0, n_columns)``.
+    n_columns : int
+    softening : float
+
+    Returns
+    -------
+    resp : device array of shape (n_samples, n_columns)
+        ``1 - softening + softening / K`` on each row's label, ``softening / K``
+        elsewhere.
+    """
+    labels = _dev(labels, np.int64)
+    n = labels.shape[0]
+    resp = cuda.device_array((n, n_columns))
+    if n:
+        _hard_rows_kernel[_blocks(n), _threads()](labels, float(softening), resp)
+    return resp
+
+
 def as_column(w):
     """``w`` of shape (n_samples,) as one weight column, shape (n_samples, 1).
 
@@ -1164,241 +1237,203 @@ def wls_stats(X, y, resp, w):
 # Softmax regressions (gates and multinomial experts)
 
 
-# Accumulator lanes of the gradient: lane l of a tile sums its rows l, l + 4, ...
-# in order. A constant, not the block size, so the order of every sum is fixed;
-# 4 lanes give the 4 x 4 register tiles of a gate of 16 children and 21
-# coefficients 96 threads' worth of independent work per block.
-_GRAD_LANES = 4
-# Rows of a tile of the gradient kernel at most (a multiple of 4 and of the lanes).
-_GRAD_TILE = 64
+# Doubles of coefficients a block keeps in shared memory at most (larger gates
+# read theirs through the L1 cache: every thread of a warp loads the same one).
+_SHARED_COEFS = 1024
+
+# Registers per thread of the softmax kernel at most (None: the compiler's choice).
+_SOFTMAX_MAX_REGISTERS = None
+
+_SOFTMAX_KERNELS = {}
 
 
-@cuda.jit
-def _softmax_kernel(X_flat, p, coef_flat, w, mass, targets, y_idx, n_children, n_edges,
-                    chunk_size, tile_rows, acc, partial, proba):
-    """Chunk partials of the gradient and objective of N softmax regressions.
+def _softmax_kernel(n_nodes, b, p):
+    """The gate-statistics kernel of one shape, compiled at its first use."""
+    key = (n_nodes, b, p, _threads(), _SHARED_DOUBLES, _SHARED_COEFS, _SOFTMAX_MAX_REGISTERS)
+    if key not in _SOFTMAX_KERNELS:
+        _SOFTMAX_KERNELS[key] = _build_softmax_kernel(*key)
+    return _SOFTMAX_KERNELS[key]
 
-    Outputs: ``sum_i w_i (T_ie - s_i g_ie) x_ia`` for every (edge e, coefficient
-    a) when ``acc`` has room for it, then ``sum_i w_i sum_j T_ij log g_ij`` per
-    node. ``coef_flat`` holds the coefficients padded with zero edges to a
-    multiple of 4. One block per chunk, in tiles of ``tile_rows`` rows (a
-    multiple of 4 and of ``_GRAD_LANES``) staged in shared memory. Per tile:
 
-    1. the logits ``Z = X C^T``, one 4 rows x 4 edges register tile per item;
-    2. one thread per (row, node): the log-sum-exp, the objective and the
-       residuals ``w_i (T_ie - s_i g_ie)`` in place of the logits;
-    3. the gradient ``R^T X``, one 4 edges x 4 coefficients register tile per
-       (lane, tile) item, its sums kept in the block's row of ``acc`` between
-       tiles (the per-node objectives after them).
+def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, max_registers):
+    """Compile the chunk-partials kernel of N softmax regressions for one shape.
 
-    The lanes are added in lane order at the end. Shared rows are padded to an
-    odd number of doubles (no bank conflicts between threads that read one
-    row each), and the hot loops index with unsigned integers, which Numba
-    does not test for negative (wrapped-around) values.
+    The shape (nodes, children, coefficients) and the block size are
+    compile-time constants: a thread keeps the logits of its row in registers
+    (the loops over edges unroll), and a thread's share of the gradient stays
+    in registers for the whole chunk. One block per chunk, in tiles of
+    ``rows`` rows staged in shared memory. Per tile:
+
+    1. one thread per row: the logits ``x_i C^T`` (or, with ``log_proba``, the
+       given log-probabilities), then per node the log-sum-exp, the objective
+       ``w_i sum_j T_ij log g_ij`` and the residuals ``w_i (T_ie - s_i g_ie)``;
+    2. one thread per unit of 4 edges x 1 coefficient (and one per node for
+       the objective): its sums over the tile's rows, in row order.
+
+    So every output is a sum over the chunk's rows in row order by one thread:
+    the partials depend on the chunk size only, not on the block size or the
+    tile. Shared rows have an odd stride in doubles (one row per thread
+    without bank conflicts), and the hot loops index with unsigned integers,
+    which Numba does not test for negative (wrapped-around) values.
     """
-    n = w.shape[0]
-    m = n_edges
-    m4 = coef_flat.shape[0] // p
-    b = n_children
-    n_nodes = m // b
-    has_mass = mass.shape[0] > 0
-    has_targets = targets.shape[0] > 0
-    keep_proba = proba.shape[0] > 0
-    px = (p + 3) // 4 * 4 + 1
-    mz = m4 + 1
-    n_eb = m4 // 4
-    n_ab = (px - 1) // 4
-    n_sums = acc.shape[1] - n_nodes
-    n_items = n_sums // 16
-    T = cuda.blockDim.x
-    t = cuda.threadIdx.x
-    c = cuda.blockIdx.x
-    block_acc = acc[c]
-    # One shared array at offsets (slices would be addressed generically): the
-    # X tile (rows x px), logits then residuals and the targets (rows x mz
-    # each), the objectives (rows x nodes).
-    sh = cuda.shared.array(0, dtype=float64)
-    z_at = tile_rows * px
-    t_at = z_at + tile_rows * mz
-    o_at = t_at + tile_rows * mz
-    for q in range(t, acc.shape[1], T):
-        block_acc[q] = 0.0
-    upx = uint64(px)
-    upx2 = uint64(2 * px)
-    upx3 = uint64(3 * px)
-    umz = uint64(mz)
-    umz2 = uint64(2 * mz)
-    umz3 = uint64(3 * mz)
-    up = uint64(p)
-    up2 = uint64(2 * p)
-    up3 = uint64(3 * p)
-    zstep = uint64(_GRAD_LANES * mz)
-    xstep = uint64(_GRAD_LANES * px)
-    start = c * chunk_size
-    stop = min(n, start + chunk_size)
-    for tile in range(start, stop, tile_rows):
-        rows = min(tile_rows, stop - tile)
-        cuda.syncthreads()
-        # The tile's rows are contiguous in X and in the targets: coalesced copies.
-        r = t // p
-        a = t - r * p
-        r_skip = T // p
-        a_skip = T - r_skip * p
-        while r < rows:
-            sh[r * px + a] = X_flat[(tile + r) * p + a]
-            r += r_skip
-            a += a_skip
-            if a >= p:
-                a -= p
-                r += 1
-        if has_targets:
-            r = t // m
-            e = t - r * m
-            r_skip = T // m
-            e_skip = T - r_skip * m
-            while r < rows:
-                sh[t_at + r * mz + e] = targets[tile + r, e]
-                r += r_skip
-                e += e_skip
-                if e >= m:
-                    e -= m
-                    r += 1
-        cuda.syncthreads()
-        # 1. Logits, 4 x 4 per item (rows past the tile's end give unused values).
-        for item in range(t, (rows + 3) // 4 * n_eb, T):
-            rb = item // n_eb
-            eb = item - rb * n_eb
-            xi = uint64(4 * rb * px)
-            ci = uint64(4 * eb * p)
-            a00 = a01 = a02 = a03 = 0.0
-            a10 = a11 = a12 = a13 = 0.0
-            a20 = a21 = a22 = a23 = 0.0
-            a30 = a31 = a32 = a33 = 0.0
-            for _ in range(p):
-                x0 = sh[xi]
-                x1 = sh[xi + upx]
-                x2 = sh[xi + upx2]
-                x3 = sh[xi + upx3]
-                c0 = coef_flat[ci]
-                c1 = coef_flat[ci + up]
-                c2 = coef_flat[ci + up2]
-                c3 = coef_flat[ci + up3]
-                a00 += x0 * c0
-                a01 += x0 * c1
-                a02 += x0 * c2
-                a03 += x0 * c3
-                a10 += x1 * c0
-                a11 += x1 * c1
-                a12 += x1 * c2
-                a13 += x1 * c3
-                a20 += x2 * c0
-                a21 += x2 * c1
-                a22 += x2 * c2
-                a23 += x2 * c3
-                a30 += x3 * c0
-                a31 += x3 * c1
-                a32 += x3 * c2
-                a33 += x3 * c3
-                xi += uint64(1)
-                ci += uint64(1)
-            zi = uint64(z_at + 4 * rb * mz + 4 * eb)
-            _store4(sh, zi, a00, a01, a02, a03)
-            _store4(sh, zi + umz, a10, a11, a12, a13)
-            _store4(sh, zi + umz2, a20, a21, a22, a23)
-            _store4(sh, zi + umz3, a30, a31, a32, a33)
-        cuda.syncthreads()
-        # 2. Per (row, node): objective and residuals, one exponential per child.
-        for g in range(t, rows * n_nodes, T):
-            r = g // n_nodes
-            v = g - r * n_nodes
-            i = tile + r
-            z = z_at + r * mz + v * b
-            s = mass[i, v] if has_mass else 1.0
-            top = sh[z]
-            for j in range(1, b):
-                if sh[z + j] > top:
-                    top = sh[z + j]
-            total = 0.0
-            weighted = 0.0
-            mass_t = 0.0
-            for j in range(b):
-                if has_targets:
-                    target = sh[t_at + r * mz + v * b + j]
+    m = n_nodes * b
+    n_quads = -(-m // 4)
+    x_stride = p | 1
+    r_stride = (4 * n_quads) | 1
+    coef_shared = m * p <= shared_coefs
+    coef_size = m * p if coef_shared else 1
+    per_row = x_stride + r_stride + n_nodes
+    rows_per_tile = max(1, min(threads, (shared_doubles - coef_size) // per_row))
+    n_grad_units = n_quads * p
+    units_per_thread = -(-(n_grad_units + n_nodes) // threads)
+    # Array sizes must be constants when the kernel is typed, not expressions in it.
+    x_size = rows_per_tile * x_stride
+    r_size = rows_per_tile * r_stride
+    o_size = rows_per_tile * n_nodes
+    acc_size = 4 * units_per_thread
+    # The simulator takes no register limit (it has no registers).
+    options = ({} if max_registers is None or _simulator_enabled()
+               else {"max_registers": max_registers})
+
+    @cuda.jit(**options)
+    def kernel(X_flat, coef_flat, log_proba, w, mass, targets, y_idx, want_grad, obj_at,
+               chunk_size, partial, proba):
+        sh_x = cuda.shared.array(x_size, dtype=float64)
+        sh_r = cuda.shared.array(r_size, dtype=float64)
+        sh_o = cuda.shared.array(o_size, dtype=float64)
+        sh_c = cuda.shared.array(coef_size, dtype=float64)
+        z = cuda.local.array(m, dtype=float64)
+        acc = cuda.local.array(acc_size, dtype=float64)
+        t = cuda.threadIdx.x
+        c = cuda.blockIdx.x
+        n = w.shape[0]
+        has_mass = mass.shape[0] > 0
+        has_targets = targets.shape[0] > 0
+        keep_proba = proba.shape[0] > 0
+        from_log = log_proba.shape[0] > 0
+        ux = uint64(x_stride)
+        ur = uint64(r_stride)
+        if coef_shared:
+            for q in range(t, m * p, threads):
+                sh_c[q] = coef_flat[q]
+        for q in range(acc_size):
+            acc[q] = 0.0
+        start = c * chunk_size
+        stop = min(n, start + chunk_size)
+        for tile in range(start, stop, rows_per_tile):
+            rows = min(rows_per_tile, stop - tile)
+            cuda.syncthreads()
+            # The tile's rows are contiguous in X: a coalesced copy.
+            first = tile * p
+            for q in range(t, rows * p, threads):
+                r = q // p
+                sh_x[r * x_stride + q - r * p] = X_flat[first + q]
+            cuda.syncthreads()
+            # 1. One thread per row.
+            for r in range(t, rows, threads):
+                i = tile + r
+                xr = uint64(r * x_stride)
+                if from_log:
+                    for k in range(m):
+                        z[k] = log_proba[i, k]
                 else:
-                    target = s if y_idx[i] == j else 0.0
-                shifted = sh[z + j] - top
-                ex = math.exp(shifted)
-                sh[z + j] = ex
-                total += ex
-                weighted += target * shifted
-                mass_t += target
-            sh[o_at + r * n_nodes + v] = w[i] * (weighted - mass_t * math.log(total))
-            scale = 1.0 / total
-            for j in range(b):
-                if has_targets:
-                    target = sh[t_at + r * mz + v * b + j]
-                else:
-                    target = s if y_idx[i] == j else 0.0
-                prob = sh[z + j] * scale
-                if keep_proba:
-                    proba[i, v * b + j] = prob
-                sh[z + j] = w[i] * (target - s * prob)
-        cuda.syncthreads()
-        # 3. Gradient: lane l adds rows l, l + _GRAD_LANES, ... of the tile.
-        for item in range(t, n_items, T):
-            lane = item // (n_eb * n_ab)
-            rest = item - lane * (n_eb * n_ab)
-            eb = rest // n_ab
-            ab = rest - eb * n_ab
-            at = uint64(16 * item)
-            a00, a01, a02, a03 = _load4(block_acc, at)
-            a10, a11, a12, a13 = _load4(block_acc, at + uint64(4))
-            a20, a21, a22, a23 = _load4(block_acc, at + uint64(8))
-            a30, a31, a32, a33 = _load4(block_acc, at + uint64(12))
-            zi = uint64(z_at + lane * mz + 4 * eb)
-            xi = uint64(lane * px + 4 * ab)
-            for _ in range(lane, rows, _GRAD_LANES):
-                r0, r1, r2, r3 = _load4(sh, zi)
-                x0, x1, x2, x3 = _load4(sh, xi)
-                a00 += r0 * x0
-                a01 += r0 * x1
-                a02 += r0 * x2
-                a03 += r0 * x3
-                a10 += r1 * x0
-                a11 += r1 * x1
-                a12 += r1 * x2
-                a13 += r1 * x3
-                a20 += r2 * x0
-                a21 += r2 * x1
-                a22 += r2 * x2
-                a23 += r2 * x3
-                a30 += r3 * x0
-                a31 += r3 * x1
-                a32 += r3 * x2
-                a33 += r3 * x3
-                zi += zstep
-                xi += xstep
-            _store4(block_acc, at, a00, a01, a02, a03)
-            _store4(block_acc, at + uint64(4), a10, a11, a12, a13)
-            _store4(block_acc, at + uint64(8), a20, a21, a22, a23)
-            _store4(block_acc, at + uint64(12), a30, a31, a32, a33)
-        for v in range(t, n_nodes, T):
-            value = block_acc[n_sums + v]
-            for r in range(rows):
-                value += sh[o_at + r * n_nodes + v]
-            block_acc[n_sums + v] = value
-    cuda.syncthreads()
-    n_grad = m * p if n_sums else 0
-    for q in range(t, n_grad, T):
-        e = q // p
-        a = q - e * p
-        at = 16 * ((e // 4) * n_ab + a // 4) + (e % 4) * 4 + a % 4
-        value = 0.0
-        for lane in range(_GRAD_LANES):
-            value += block_acc[at + 16 * lane * n_eb * n_ab]
-        partial[c, q] = value
-    for v in range(t, n_nodes, T):
-        partial[c, n_grad + v] = block_acc[n_sums + v]
+                    for k in range(m):
+                        z[k] = 0.0
+                    for a in range(p):
+                        x = sh_x[xr + uint64(a)]
+                        for k in range(m):
+                            if coef_shared:
+                                z[k] += x * sh_c[k * p + a]
+                            else:
+                                z[k] += x * coef_flat[k * p + a]
+                wi = w[i]
+                rr = uint64(r * r_stride)
+                for v in range(n_nodes):
+                    s = mass[i, v] if has_mass else 1.0
+                    top = 0.0
+                    log_total = 0.0
+                    if not from_log:
+                        top = z[v * b]
+                        for j in range(1, b):
+                            top = max(top, z[v * b + j])
+                    weighted = 0.0
+                    mass_t = 0.0
+                    total = 0.0
+                    for j in range(b):
+                        k = v * b + j
+                        if has_targets:
+                            target = targets[i, k]
+                        else:
+                            target = s if y_idx[i] == j else 0.0
+                        shifted = z[k] - top
+                        weighted += target * shifted
+                        mass_t += target
+                        z[k] = math.exp(shifted)
+                        total += z[k]
+                    if not from_log:
+                        log_total = math.log(total)
+                    sh_o[r * n_nodes + v] = wi * (weighted - mass_t * log_total)
+                    # The given log-probabilities are normalised already.
+                    scale = 1.0 if from_log else 1.0 / total
+                    for j in range(b):
+                        k = v * b + j
+                        if has_targets:
+                            target = targets[i, k]
+                        else:
+                            target = s if y_idx[i] == j else 0.0
+                        prob = z[k] * scale
+                        if keep_proba:
+                            proba[i, k] = prob
+                        sh_r[rr + uint64(k)] = wi * (target - s * prob)
+                for k in range(m, 4 * n_quads):
+                    sh_r[rr + uint64(k)] = 0.0
+            cuda.syncthreads()
+            # 2. One thread per unit, over the tile's rows in order.
+            for slot in range(units_per_thread):
+                u = t + slot * threads
+                at = 4 * slot
+                if u < n_grad_units:
+                    if want_grad:
+                        quad = u // p
+                        xi = uint64(u - quad * p)
+                        ri = uint64(4 * quad)
+                        a0 = acc[at]
+                        a1 = acc[at + 1]
+                        a2 = acc[at + 2]
+                        a3 = acc[at + 3]
+                        for _ in range(rows):
+                            x = sh_x[xi]
+                            a0 += sh_r[ri] * x
+                            a1 += sh_r[ri + uint64(1)] * x
+                            a2 += sh_r[ri + uint64(2)] * x
+                            a3 += sh_r[ri + uint64(3)] * x
+                            xi += ux
+                            ri += ur
+                        acc[at] = a0
+                        acc[at + 1] = a1
+                        acc[at + 2] = a2
+                        acc[at + 3] = a3
+                elif u < n_grad_units + n_nodes:
+                    v = u - n_grad_units
+                    value = acc[at]
+                    for r in range(rows):
+                        value += sh_o[r * n_nodes + v]
+                    acc[at] = value
+        for slot in range(units_per_thread):
+            u = t + slot * threads
+            at = 4 * slot
+            if u < n_grad_units:
+                if want_grad:
+                    quad = u // p
+                    a = u - quad * p
+                    for q in range(4):
+                        e = 4 * quad + q
+                        if e < m:
+                            partial[c, e * p + a] = acc[at + q]
+            elif u < n_grad_units + n_nodes:
+                partial[c, obj_at + u - n_grad_units] = acc[at]
+
+    return kernel
 
 
 @cuda.jit
@@ -1418,6 +1453,51 @@ def _newton_pairs_kernel(proba, w, mass, n_children, pairs):
                     gk = proba[i, v * b + k]
                     pairs[i, col] = ws * gj * ((1.0 if j == k else 0.0) - gk)
                     col += 1
+
+
+def _softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba):
+    """The gradient (if ``want_grad``) then the per-node objectives, summed in chunk order."""
+    n, p = X.shape
+    n_nodes, b, _ = coef.shape
+    m = n_nodes * b
+    n_items = (m * p if want_grad else 0) + n_nodes
+    if not n:
+        return np.zeros(n_items)
+    n_chunks = _n_chunks(n)
+    partial = _scratch("softmax", (n_chunks, n_items))
+    _softmax_kernel(n_nodes, b, p)[n_chunks, _threads()](
+        X.reshape(n * p), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
+        targets, y_idx, want_grad, n_items - n_nodes, _config.CUDA_CHUNK_SIZE, partial, proba)
+    return _sum_chunks(partial)
+
+
+def softmax_gradient(X, log_proba, w, targets):
+    """Gradient of the root's weighted softmax regression at known probabilities.
+
+    The first Boehning step of an M-step starts where the E-step computed the
+    root's log-probabilities; from them the gradient needs no logits.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    log_proba : array of shape (n_samples, n_children)
+        Log gate probabilities of the root at the current coefficients.
+    w : array of shape (n_samples,)
+    targets : array of shape (n_samples, n_children)
+
+    Returns
+    -------
+    grad : ndarray of shape (1, n_children, n_coefs)
+        ``sum_i w_i (T_ij - g_ij) x_i``, as from ``softmax_stats``.
+    """
+    X = _dev(X)
+    p = X.shape[1]
+    b = log_proba.shape[1]
+    # The coefficients are not read: the kernel's shape comes from them.
+    shape = np.zeros((1, b, p))
+    sums = _softmax_sums(X, shape, _dev(log_proba), _dev(w), _empty(2), _dev(targets),
+                         _empty(1, np.int64), True, _empty(2))
+    return sums[:b * p].reshape(1, b, p)
 
 
 def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
@@ -1457,24 +1537,8 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     d_targets = _empty(2) if targets is None else _dev(targets)
     d_y = _empty(1, np.int64) if y_idx is None else _dev(y_idx, np.int64)
     proba = cuda.device_array((n, m)) if newton else _empty(2)
-    m4 = -(-m // 4) * 4
-    px = -(-p // 4) * 4 + 1
-    n_grad_sums = (m4 // 4) * (px // 4) * _GRAD_LANES * 16 if want_grad else 0
     n_items = (m * p if want_grad else 0) + n_nodes
-    per_row = px + 2 * (m4 + 1) + n_nodes
-    tile_rows = max(4, min(_GRAD_TILE, _SHARED_DOUBLES // per_row) // 4 * 4)
-    n_chunks = _n_chunks(n)
-    partial = _scratch("softmax", (n_chunks, n_items))
-    if n:
-        coef_pad = np.zeros((m4, p))
-        coef_pad[:m] = coef.reshape(m, p)
-        _softmax_kernel[n_chunks, _threads(), 0, tile_rows * per_row * 8](
-            X.reshape(n * p), p, *_params("softmax", coef_pad.reshape(m4 * p)), w, d_mass,
-            d_targets, d_y, b, m, _config.CUDA_CHUNK_SIZE, tile_rows,
-            _scratch("softmax_acc", (n_chunks, n_grad_sums + n_nodes)), partial, proba)
-        sums = _sum_chunks(partial)
-    else:
-        sums = np.zeros(n_items)
+    sums = _softmax_sums(X, coef, _empty(2), w, d_mass, d_targets, d_y, want_grad, proba)
     objective = sums[n_items - n_nodes:].copy()
     if not want_grad:
         return objective, None, None
