@@ -1020,18 +1020,14 @@ def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial
     """Chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` over 4 x 4 tiles.
 
     ``z_i = (x_i, y_i, 1)`` truncated to its first d entries (y only when given),
-    zero-padded to a multiple of 4. Item ``q * n_pairs + pair`` is the tile
-    ``pairs[pair]`` of the columns ``m = 2q`` and ``2q + 1`` (the last alone when
-    M is odd): both share the loads of z, which halves the shared-memory reads
-    per product. One thread per item sums the chunk's rows in row order, so the
-    order never depends on the block size. Rows are staged in shared memory
-    ``tile_rows`` at a time; the 32 sums live in registers. The output holds
-    column m's tile at ``(m * n_pairs + pair) * 16``.
+    zero-padded to a multiple of 4. Item ``m * n_pairs + pair`` is the tile
+    ``pairs[pair]`` of column m; one thread per item sums the chunk's rows in
+    row order, so the order never depends on the block size. Rows are staged
+    in shared memory ``tile_rows`` at a time; the 16 sums live in registers.
     """
     n, p = X.shape
     M = W.shape[1]
     n_pairs = pairs.shape[0]
-    n_items = (M + 1) // 2 * n_pairs
     d4 = (d + 3) // 4 * 4
     has_y = y.shape[0] > 0
     has_w = w.shape[0] > 0
@@ -1040,27 +1036,23 @@ def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial
     c = cuda.blockIdx.x
     first = cuda.blockIdx.y * per_block
     item = first + t
-    m_lo = 2 * (first // n_pairs)
-    m_hi = min(M - 1, 2 * ((first + per_block - 1) // n_pairs) + 1)
+    m_lo = first // n_pairs
+    m_hi = min(M - 1, (first + per_block - 1) // n_pairs)
     n_cols = m_hi - m_lo + 1
     # One shared array indexed with offsets (a slice of it would be addressed
     # generically): the tile of z at 0, its weights at w_at.
     sZ = cuda.shared.array(0, dtype=float64)
     w_at = tile_rows * d4
-    active = t < per_block and item < n_items
-    m0 = 0
-    pair = 0
+    active = t < per_block and item < M * n_pairs
     col = 0
     oa = 0
     ob = 0
     if active:
-        q = item // n_pairs
-        pair = item - q * n_pairs
-        m0 = 2 * q
-        col = m0 - m_lo
+        m = item // n_pairs
+        pair = item - m * n_pairs
+        col = m - m_lo
         oa = pairs[pair, 0] * 4
         ob = pairs[pair, 1] * 4
-    has_m1 = m0 + 1 < M
     # Staging walks (row, column) pairs t, t + T, ... with one division up front.
     z_skip = T // d4
     z_skip_col = T - z_skip * d4
@@ -1075,10 +1067,6 @@ def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial
     a10 = a11 = a12 = a13 = 0.0
     a20 = a21 = a22 = a23 = 0.0
     a30 = a31 = a32 = a33 = 0.0
-    b00 = b01 = b02 = b03 = 0.0
-    b10 = b11 = b12 = b13 = 0.0
-    b20 = b21 = b22 = b23 = 0.0
-    b30 = b31 = b32 = b33 = 0.0
     start = c * chunk_size
     stop = min(n, start + chunk_size)
     for tile in range(start, stop, tile_rows):
@@ -1120,18 +1108,13 @@ def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial
             zi = uint64(0)
             wi = uint64(w_at + col)
             for _ in range(rows):
-                weight0 = sZ[wi]
-                weight1 = sZ[wi + uint64(1)] if has_m1 else 0.0
+                weight = sZ[wi]
                 u0, u1, u2, u3 = _load4(sZ, zi + ua)
                 z0, z1, z2, z3 = _load4(sZ, zi + ub)
-                v0 = u0 * weight1
-                v1 = u1 * weight1
-                v2 = u2 * weight1
-                v3 = u3 * weight1
-                u0 *= weight0
-                u1 *= weight0
-                u2 *= weight0
-                u3 *= weight0
+                u0 *= weight
+                u1 *= weight
+                u2 *= weight
+                u3 *= weight
                 a00 += u0 * z0
                 a01 += u0 * z1
                 a02 += u0 * z2
@@ -1148,37 +1131,27 @@ def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial
                 a31 += u3 * z1
                 a32 += u3 * z2
                 a33 += u3 * z3
-                b00 += v0 * z0
-                b01 += v0 * z1
-                b02 += v0 * z2
-                b03 += v0 * z3
-                b10 += v1 * z0
-                b11 += v1 * z1
-                b12 += v1 * z2
-                b13 += v1 * z3
-                b20 += v2 * z0
-                b21 += v2 * z1
-                b22 += v2 * z2
-                b23 += v2 * z3
-                b30 += v3 * z0
-                b31 += v3 * z1
-                b32 += v3 * z2
-                b33 += v3 * z3
                 zi += ud4
                 wi += ucols
     if active:
         out = partial[c]
-        at = uint64((m0 * n_pairs + pair) * 16)
-        _store4(out, at, a00, a01, a02, a03)
-        _store4(out, at + uint64(4), a10, a11, a12, a13)
-        _store4(out, at + uint64(8), a20, a21, a22, a23)
-        _store4(out, at + uint64(12), a30, a31, a32, a33)
-        if has_m1:
-            at += uint64(n_pairs * 16)
-            _store4(out, at, b00, b01, b02, b03)
-            _store4(out, at + uint64(4), b10, b11, b12, b13)
-            _store4(out, at + uint64(8), b20, b21, b22, b23)
-            _store4(out, at + uint64(12), b30, b31, b32, b33)
+        base = item * 16
+        out[base] = a00
+        out[base + 1] = a01
+        out[base + 2] = a02
+        out[base + 3] = a03
+        out[base + 4] = a10
+        out[base + 5] = a11
+        out[base + 6] = a12
+        out[base + 7] = a13
+        out[base + 8] = a20
+        out[base + 9] = a21
+        out[base + 10] = a22
+        out[base + 11] = a23
+        out[base + 12] = a30
+        out[base + 13] = a31
+        out[base + 14] = a32
+        out[base + 15] = a33
 
 
 def _gram(X, W, y=None, w=None, d=None):
@@ -1195,10 +1168,9 @@ def _gram(X, W, y=None, w=None, d=None):
     d4, pairs = _tile_pairs(d)
     n_pairs = pairs.shape[0]
     n_items = M * n_pairs
-    n_pair_items = (M + 1) // 2 * n_pairs
     T = _threads()
-    # Items (column pairs) per block: as many as threads, touching at most _GRAM_COLS columns.
-    per_block = max(1, min(T, (_GRAM_COLS // 2 - 1) * n_pairs))
+    # Items per block: as many as threads, but touching at most _GRAM_COLS columns.
+    per_block = max(1, min(T, (_GRAM_COLS - 2) * n_pairs))
     max_cols = min(M, _GRAM_COLS)
     tile_rows = _GRAM_TILE
     while tile_rows > 1 and tile_rows * (d4 + _GRAM_COLS) > _SHARED_DOUBLES:
@@ -1207,7 +1179,7 @@ def _gram(X, W, y=None, w=None, d=None):
     partial = _scratch("gram", (n_chunks, n_items * 16))
     shared_bytes = tile_rows * (d4 + max_cols) * 8
     if n:
-        _gram_kernel[(n_chunks, -(-n_pair_items // per_block)), T, 0, shared_bytes](
+        _gram_kernel[(n_chunks, -(-n_items // per_block)), T, 0, shared_bytes](
             X, _empty(1) if y is None else _dev(y), W, _empty(1) if w is None else _dev(w),
             d, _tile_pairs_device(d), _config.CUDA_CHUNK_SIZE, tile_rows, per_block, partial)
         tiles = _sum_chunks(partial).reshape(M, n_pairs, 4, 4)
@@ -1270,7 +1242,6 @@ def wls_stats(X, y, resp, w):
 _SHARED_COEFS = 1024
 
 
-
 def _softmax_max_registers(n_edges):
     """Registers per thread of the softmax kernel at most, by the edges a row keeps.
 
@@ -1280,6 +1251,7 @@ def _softmax_max_registers(n_edges):
     spill anyway, 128 was the fastest (benchmarks.md).
     """
     return 96 if n_edges <= 32 else 128
+
 
 _SOFTMAX_KERNELS = {}
 
