@@ -25,7 +25,8 @@ def get_backend(name):
         ``categorical_log_prob``, ``posterior``, ``weighted_grams``, ``wls_stats``,
         ``softmax_stats``, ``mix`` and ``mix_categorical``, and the array plumbing
         of the EM layer (``to_device``, ``to_host``, ``empty``, ``exp``,
-        ``as_column``, ``total``, ``leaf_log_prior``, ``level_targets``).
+        ``as_column``, ``total``, ``leaf_log_prior``, ``level_targets``,
+        ``random_responsibilities``, ``hard_responsibilities``).
 
     Raises
     ------

@@ -1,7 +1,8 @@
 """Per-row maths shared by every backend: plain Python, compiled by each.
 
-``cpu.py`` compiles these with ``numba.njit(inline="always")``; they use only
-``math`` and loops, allocate nothing and write only to what they are given.
+``cpu.py`` compiles these with ``numba.njit(inline="always")``, ``cuda.py`` with
+``cuda.jit(device=True)``; they use only ``math``, loops and NumPy's unsigned
+integer constants, allocate nothing and write only to what they are given.
 """
 
 import math
