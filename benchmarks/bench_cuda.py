@@ -217,6 +217,35 @@ def iteration(backend, n, p, K, repeats, rng):
     return out
 
 
+def captured_launch(gpu, name, call, factory=False):
+    """A function that repeats the launch of ``gpu.<name>`` that ``call()`` makes, alone.
+
+    The kernel (or, with ``factory``, every kernel the factory ``gpu.<name>``
+    returns) is wrapped while ``call`` runs, so the configuration and the
+    arguments are the public function's own, never a copy that goes stale.
+    """
+    original = getattr(gpu, name)
+    seen = []
+
+    class Recorder:
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, config):
+            def launch(*args):
+                seen.append((self.kernel, config, args))
+                return self.kernel[config](*args)
+            return launch
+
+    setattr(gpu, name, (lambda *a: Recorder(original(*a))) if factory else Recorder(original))
+    try:
+        call()
+    finally:
+        setattr(gpu, name, original)
+    kernel, config, args = seen[0]
+    return lambda: kernel[config](*args)
+
+
 def profile(n, p, K, repeats, rng):
     """Each GPU kernel and the host's share at n, p, K; device arrays preallocated."""
     gpu = get_backend("cuda")
@@ -260,50 +289,16 @@ def profile(n, p, K, repeats, rng):
         stop.synchronize()
         return start.elapsed_time(stop) / reps / 1e3
 
-    T = _config.THREADS_PER_BLOCK
-    a_row = p + 1 + 2 * (K | 1) + 1
-    tile = gpu._tile_rows(T, K, a_row)
-    gate_d = gpu.to_device(gate.reshape(K, p + 1))
-    Xflat, lp_flat = Xd.reshape(n * (p + 1)), log_prior.reshape(n * K)
-
-    def affine_raw():
-        gpu._affine_log_softmax_kernel[-(-n // tile), T, 0, tile * a_row * 8](
-            Xflat, p + 1, gate_d, K, tile, lp_flat)
-
-    d = p + 3
-    d4, pairs = gpu._tile_pairs(d)
-    pairs_d = gpu.to_device(pairs)
-    n_items = K * len(pairs)
-    chunk = _config.CUDA_CHUNK_SIZE
-    n_chunks = -(-n // chunk)
-    per_block = min(T, (gpu._GRAM_COLS - 2) * len(pairs))
-    max_cols = min(K, gpu._GRAM_COLS)
-    g_rows = gpu._GRAM_TILE
-    while g_rows > 1 and g_rows * (d4 + gpu._GRAM_COLS) > gpu._SHARED_DOUBLES:
-        g_rows //= 2
-    g_partial = gpu.cuda.device_array((n_chunks, n_items * 16))
-
-    def gram_raw():
-        gpu._gram_kernel[(n_chunks, -(-n_items // per_block)), T, 0,
-                         g_rows * (d4 + max_cols) * 8](
-            Xd, yd, resp, wd, d, pairs_d, chunk, g_rows, per_block, g_partial)
-
-    s_partial = gpu.cuda.device_array((n_chunks, K * (p + 1) + 1))
+    # The kernels alone, launched exactly as the public functions launch them.
+    gauss_raw = captured_launch(gpu, "_gaussian_log_prob_kernel",
+                                lambda: gpu.gaussian_log_prob(Xd, yd, coef, var, log_lik))
+    affine_raw = captured_launch(gpu, "_affine_log_softmax_kernel",
+                                 lambda: gpu.affine_log_softmax(Xd, gate, log_prior))
+    gram_raw = captured_launch(gpu, "_gram_kernel", lambda: gpu.wls_stats(Xd, yd, resp, wd))
+    softmax_raw = captured_launch(
+        gpu, "_softmax_kernel",
+        lambda: gpu.softmax_stats(Xd, gate, wd, None, resp, None, "gradient"), factory=True)
     softmax_kernel = gpu._softmax_kernel(1, K, p + 1)
-    gate_flat = gpu.to_device(gate.reshape(K * (p + 1)))
-    e2, e1 = gpu._empty(2), gpu._empty(1, np.int64)
-
-    def softmax_raw():
-        softmax_kernel[n_chunks, T](Xflat, gate_flat, e2, wd, e2, resp, e1, True, K * (p + 1),
-                                    chunk, s_partial, e2)
-
-    g_tile = gpu._tile_rows(T, K, p + 1)
-    coef_d = gpu.to_device(coef)
-    ln_d, iv_d = gpu.to_device(-0.5 * np.log(2 * np.pi * var)), gpu.to_device(1.0 / var)
-
-    def gauss_raw():
-        gpu._gaussian_log_prob_kernel[-(-n // g_tile), T, 0, g_tile * (p + 1) * 8](
-            Xflat, p + 1, yd, coef_d, ln_d, iv_d, g_tile, log_lik.reshape(n * K))
 
     for label, fn in [
         ("Gaussian kernel alone", gauss_raw),
