@@ -444,8 +444,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             labels = nearest_centres(X_std, target,
                                       np.hstack([X_std[centres], target[centres]]))
         # A hard partition, softened: EM can still move samples between experts.
-        return kernels.hard_responsibilities(kernels.to_device(np.asarray(labels, np.int64)),
-                                             K, _INIT_SOFTENING)
+        return kernels.hard_responsibilities(labels, K, _INIT_SOFTENING)
 
     def _kmeans_labels(self, X_std, problem, n_clusters, random_state):
         """Clusters of k-means on (X, y), fitted on at most ``_KMEANS_MAX_SAMPLES`` rows.

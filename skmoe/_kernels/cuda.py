@@ -1374,6 +1374,8 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                             target = targets[i, k]
                         else:
                             target = s if y_idx[i] == j else 0.0
+                        # Kept where the residual goes, for the second loop.
+                        sh_r[rr + uint64(k)] = target
                         shifted = z[k] - top
                         weighted += target * shifted
                         mass_t += target
@@ -1386,10 +1388,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                     scale = 1.0 if from_log else 1.0 / total
                     for j in range(b):
                         k = v * b + j
-                        if has_targets:
-                            target = targets[i, k]
-                        else:
-                            target = s if y_idx[i] == j else 0.0
+                        target = sh_r[rr + uint64(k)]
                         prob = z[k] * scale
                         if keep_proba:
                             proba[i, k] = prob
@@ -1465,19 +1464,28 @@ def _newton_pairs_kernel(proba, w, mass, n_children, pairs):
 
 
 def _softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba):
-    """The gradient (if ``want_grad``) then the per-node objectives, summed in chunk order."""
+    """The gradient (None unless ``want_grad``) and the per-node objectives, in chunk order.
+
+    Returns
+    -------
+    grad : ndarray of shape (n_nodes, n_children, n_coefs) or None
+    objective : ndarray of shape (n_nodes,)
+    """
     n, p = X.shape
     n_nodes, b, _ = coef.shape
     m = n_nodes * b
-    n_items = (m * p if want_grad else 0) + n_nodes
-    if not n:
-        return np.zeros(n_items)
-    n_chunks = _n_chunks(n)
-    partial = _scratch("softmax", (n_chunks, n_items))
-    _softmax_kernel(n_nodes, b, p)[n_chunks, _threads()](
-        X.reshape(n * p), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
-        targets, y_idx, want_grad, n_items - n_nodes, _config.CUDA_CHUNK_SIZE, partial, proba)
-    return _sum_chunks(partial)
+    n_grad = m * p if want_grad else 0
+    if n:
+        n_chunks = _n_chunks(n)
+        partial = _scratch("softmax", (n_chunks, n_grad + n_nodes))
+        _softmax_kernel(n_nodes, b, p)[n_chunks, _threads()](
+            X.reshape(n * p), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
+            targets, y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE, partial, proba)
+        sums = _sum_chunks(partial)
+    else:
+        sums = np.zeros(n_grad + n_nodes)
+    grad = sums[:n_grad].reshape(n_nodes, b, p) if want_grad else None
+    return grad, sums[n_grad:].copy()
 
 
 def softmax_gradient(X, log_proba, w, targets):
@@ -1502,11 +1510,10 @@ def softmax_gradient(X, log_proba, w, targets):
     X = _dev(X)
     p = X.shape[1]
     b = log_proba.shape[1]
-    # The coefficients are not read: the kernel's shape comes from them.
+    # Zero coefficients, never used for logits: they give the kernel its shape.
     shape = np.zeros((1, b, p))
-    sums = _softmax_sums(X, shape, _dev(log_proba), _dev(w), _empty(2), _dev(targets),
-                         _empty(1, np.int64), True, _empty(2))
-    return sums[:b * p].reshape(1, b, p)
+    return _softmax_sums(X, shape, _dev(log_proba), _dev(w), _empty(2), _dev(targets),
+                         _empty(1, np.int64), True, _empty(2))[0]
 
 
 def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
@@ -1546,12 +1553,10 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     d_targets = _empty(2) if targets is None else _dev(targets)
     d_y = _empty(1, np.int64) if y_idx is None else _dev(y_idx, np.int64)
     proba = cuda.device_array((n, m)) if newton else _empty(2)
-    n_items = (m * p if want_grad else 0) + n_nodes
-    sums = _softmax_sums(X, coef, _empty(2), w, d_mass, d_targets, d_y, want_grad, proba)
-    objective = sums[n_items - n_nodes:].copy()
+    grad, objective = _softmax_sums(X, coef, _empty(2), w, d_mass, d_targets, d_y, want_grad,
+                                    proba)
     if not want_grad:
         return objective, None, None
-    grad = sums[: m * p].reshape(n_nodes, b, p)
     if curvature == "gradient":
         return objective, grad, None
     if curvature == "bohning":
