@@ -86,6 +86,15 @@ def check_kernels(cpu, gpu, rng, n=20_000, p=7, K=6):
         lambda k: k.categorical_log_prob(X, c3, y_idx, np.empty((n, K))))
     lp, ll = np.log(resp), rng.normal(size=resp.shape)
     run("posterior", lambda k: (k.posterior(lp, ll, w, out := np.empty_like(ll)), out))
+    g1 = rng.normal(size=(1, K, p))
+    lg = np.log(resp)
+    Xe = np.ascontiguousarray(X[:, :4])
+    c4 = rng.normal(size=(K, 4))
+    for label, gate, design, ec in [("gate coef", g1, X, c2), ("gate known", None, X, c2),
+                                    ("two designs", g1, Xe, c4)]:
+        run(f"gaussian_posterior, {label}", lambda k, g=gate, d=design, e=ec: (
+            k.gaussian_posterior(X, g, d, y, e, var, w, gl := lg.copy(),
+                                 out := np.empty((n, K)), True), out, gl))
     run("weighted_grams", lambda k: k.weighted_grams(X, resp * w[:, None]))
     run("wls_stats", lambda k: k.wls_stats(X, y, resp, w))
     gc = rng.normal(size=(2, 3, p))
@@ -111,7 +120,9 @@ def check_kernels(cpu, gpu, rng, n=20_000, p=7, K=6):
     for threads in (32, 128, 256):
         _config.THREADS_PER_BLOCK = threads
         bits.append((gpu.wls_stats(X, y, resp, w), gpu.softmax_stats(
-            X, gc, w, mass, targets, None, "bohning"), gpu.posterior(lp, ll, w, np.empty_like(ll))))
+            X, gc, w, mass, targets, None, "bohning"), gpu.posterior(lp, ll, w, np.empty_like(ll)),
+            gpu.gaussian_posterior(X, g1, X, y, c2, var, w, np.empty((n, K)),
+                                   np.empty((n, K)))))
     _config.THREADS_PER_BLOCK = 128
     same = all(np.array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
                for other in bits[1:] for x, o in zip(bits[0], other)
@@ -271,6 +282,20 @@ def profile(n, p, K, repeats, rng):
     rows["posterior (with its ordered sum)"] = time_it(
         lambda: gpu.posterior(log_prior, log_lik, wd, gpu.empty((n, K))), sync, repeats)
     rows["total (ordered sum of n values)"] = time_it(lambda: gpu.total(wd), sync, repeats)
+    log_gate, fused_out = gpu.empty((n, K)), gpu.empty((n, K))
+
+    def fused_e_step():
+        return gpu.gaussian_posterior(Xd, gate, Xd, yd, coef, var, wd, log_gate, fused_out,
+                                      True)
+
+    def unfused_e_step():
+        gpu.affine_log_softmax(Xd, gate, log_prior)
+        gpu.gaussian_log_prob(Xd, yd, coef, var, log_lik)
+        return gpu.posterior(log_prior, log_lik, wd, gpu.empty((n, K)), True)
+
+    rows["E-step fused (gaussian_posterior)"] = time_it(fused_e_step, sync, repeats)
+    rows["E-step in three kernels (affine, gaussian, posterior)"] = time_it(
+        unfused_e_step, sync, repeats)
     resp = gpu.empty((n, K))
     gpu.posterior(log_prior, log_lik, wd, resp)
     gpu.exp(resp, resp)
@@ -299,6 +324,7 @@ def profile(n, p, K, repeats, rng):
         gpu, "_softmax_kernel",
         lambda: gpu.softmax_stats(Xd, gate, wd, None, resp, None, "gradient"), factory=True)
     softmax_kernel = gpu._softmax_kernel(1, K, p + 1)
+    e_step_raw = captured_launch(gpu, "_e_step_kernel", fused_e_step, factory=True)
 
     for label, fn in [
         ("Gaussian kernel alone", gauss_raw),
@@ -311,6 +337,7 @@ def profile(n, p, K, repeats, rng):
         ("affine kernel alone", affine_raw),
         ("Gram kernel alone (wls)", gram_raw),
         ("softmax kernel alone (gradient)", softmax_raw),
+        ("fused E-step kernel alone", e_step_raw),
         ("cuda.synchronize", sync),
     ]:
         try:
@@ -320,9 +347,12 @@ def profile(n, p, K, repeats, rng):
             continue
         rows[f"  {label}: events, stream back to back"] = (seconds, seconds)
     # Registers, local (spilled) and shared memory per thread of the hot kernels.
+    built = {"_softmax_kernel": softmax_kernel,
+             "_e_step_kernel": gpu._e_step_kernel(K, p + 1, p + 1, False),
+             "_sum_chunks_kernel": gpu._sum_chunks_kernel(gpu._SUM_COLS, gpu._SUM_LANES)}
     for kname in ("_affine_log_softmax_kernel", "_gaussian_log_prob_kernel", "_posterior_kernel",
-                  "_gram_kernel", "_softmax_kernel", "_sum_chunks_kernel"):
-        kernel = softmax_kernel if kname == "_softmax_kernel" else getattr(gpu, kname)
+                  "_gram_kernel", "_softmax_kernel", "_e_step_kernel", "_sum_chunks_kernel"):
+        kernel = built[kname] if kname in built else getattr(gpu, kname)
         try:
             regs = kernel.get_regs_per_thread()
             local = kernel.get_local_mem_per_thread()

@@ -120,13 +120,25 @@ class Model:
         ``params["gates"]`` where the M-step left them, else None. With
         ``exponentiate``, the responsibilities instead of their logarithms.
         """
-        levels = self.gate_log_probs(params["gates"], problem.X_gate, gate_log_probs)
-        log_prior = self._leaf_log_prior(levels)
-        log_resp = self.kernels.empty(log_prior.shape)
-        self.experts.log_prob(
-            self.kernels, params["experts"], problem.X_expert, problem.target, log_resp
-        )
-        ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp, exponentiate)
+        if self.tree.n_levels == 1 and hasattr(self.experts, "flat_posterior"):
+            # One gate: experts that have it take the E-step in one pass.
+            known = None if gate_log_probs is None else gate_log_probs[0]
+            shape = (problem.X_gate.shape[0], self.tree.n_leaves)
+            levels = [self.kernels.empty(shape) if known is None else known]
+            log_resp = self.kernels.empty(shape)
+            ll = self.experts.flat_posterior(
+                self.kernels, params["experts"], problem.X_gate,
+                params["gates"][0] if known is None else None, problem.X_expert,
+                problem.target, problem.weight, levels[0], log_resp, exponentiate)
+        else:
+            levels = self.gate_log_probs(params["gates"], problem.X_gate, gate_log_probs)
+            log_prior = self._leaf_log_prior(levels)
+            log_resp = self.kernels.empty(log_prior.shape)
+            self.experts.log_prob(
+                self.kernels, params["experts"], problem.X_expert, problem.target, log_resp
+            )
+            ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp,
+                                        exponentiate)
         if keep_root:
             return ll, log_resp, levels[0]
         return ll, log_resp

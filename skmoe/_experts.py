@@ -44,6 +44,12 @@ class GaussianExperts:
     def log_prob(self, kernels, params, X, y, out):
         return kernels.gaussian_log_prob(X, y, params["coef"], params["var"], out)
 
+    def flat_posterior(self, kernels, params, X_gate, gate_coef, X, y, w, log_gate, out,
+                       exponentiate):
+        """The whole E-step under one gate, fused where the backend can (``gaussian_posterior``)."""
+        return kernels.gaussian_posterior(X_gate, gate_coef, X, y, params["coef"],
+                                          params["var"], w, log_gate, out, exponentiate)
+
     def penalty(self, params):
         slopes = params["coef"][:, 1:]
         return float(np.sum(0.5 * self.reg * np.sum(slopes**2, axis=1) / params["var"]))

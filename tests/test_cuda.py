@@ -52,11 +52,17 @@ cpu = get_backend("cpu")
 
 @pytest.fixture(autouse=True, params=[(8, 7, 40), (3, 5, 12)], ids=["8threads", "3threads"])
 def small_geometry(request, monkeypatch):
-    """Threads per block, rows per chunk and shared-memory doubles, all small."""
+    """Threads per block, rows per chunk and shared-memory doubles, all small.
+
+    The chunk sums run on blocks of 3 outputs x 2 lanes, so that a block's
+    edge and the lanes' strides are exercised too.
+    """
     threads, chunk, shared = request.param
     monkeypatch.setattr(_config, "THREADS_PER_BLOCK", threads)
     monkeypatch.setattr(_config, "CUDA_CHUNK_SIZE", chunk)
     monkeypatch.setattr(gpu, "_SHARED_DOUBLES", shared)
+    monkeypatch.setattr(gpu, "_SUM_COLS", 3)
+    monkeypatch.setattr(gpu, "_SUM_LANES", 2)
 
 
 def _problem(seed, n=23, p=4, K=3):
@@ -117,6 +123,38 @@ def test_posterior_in_place_and_extremes():
     assert_allclose(ll, expected_ll, rtol=1e-12)
     assert ll_exp == ll
     assert_allclose(resp, np.exp(expected), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("gate_known", [False, True], ids=["gate-coef", "gate-known"])
+@pytest.mark.parametrize("designs", ["one", "two"])
+@pytest.mark.parametrize("shared_coefs", [1024, 8], ids=["coefs-shared", "coefs-global"])
+def test_gaussian_posterior(gate_known, designs, shared_coefs, monkeypatch):
+    """The fused flat E-step against the oracle and the CPU backend, on device arrays."""
+    monkeypatch.setattr(gpu, "_SHARED_COEFS", shared_coefs)
+    rng, X, y, w, _ = _problem(6)
+    Xe = X if designs == "one" else X[:, :3].copy()
+    K = 4
+    gate = rng.normal(scale=2.0, size=(1, K, X.shape[1]))
+    coef = rng.normal(size=(K, Xe.shape[1]))
+    var = rng.uniform(0.05, 2.0, size=K)
+    log_gate = ref.affine_log_softmax(X, gate)
+    expected, expected_ll = ref.posterior(log_gate, ref.gaussian_log_prob(Xe, y, coef, var), w)
+    Xd = gpu.to_device(X)
+    Xed = Xd if designs == "one" else gpu.to_device(Xe)
+    for exponentiate in (False, True):
+        d_gate = gpu.to_device(log_gate) if gate_known else gpu.empty(log_gate.shape)
+        out = gpu.empty(log_gate.shape)
+        ll = gpu.gaussian_posterior(Xd, None if gate_known else gate, Xed, gpu.to_device(y),
+                                    coef, var, gpu.to_device(w), d_gate, out, exponentiate)
+        assert_allclose(gpu.to_host(d_gate), log_gate, rtol=1e-12, atol=1e-12)
+        assert_allclose(gpu.to_host(out), np.exp(expected) if exponentiate else expected,
+                        rtol=1e-10, atol=1e-12)
+        assert_allclose(ll, expected_ll, rtol=1e-12)
+        cpu_out, cpu_gate = np.empty_like(expected), log_gate.copy()
+        cpu_ll = cpu.gaussian_posterior(X, None if gate_known else gate, Xe, y, coef, var, w,
+                                        cpu_gate, cpu_out, exponentiate)
+        assert_allclose(gpu.to_host(out), cpu_out, rtol=1e-13, atol=1e-15)
+        assert_allclose(ll, cpu_ll, rtol=1e-14)
 
 
 def test_weighted_grams_and_wls_stats():
@@ -259,6 +297,22 @@ def test_reductions_do_not_depend_on_block_size(monkeypatch, small_geometry):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_chunks", [1, 5, 16, 17, 40])
+def test_chunk_sums_in_lane_order(n_chunks):
+    """Chunk partials are summed lane by lane (chunks l, l + L, ...), then over lanes."""
+    rng = np.random.RandomState(n_chunks)
+    # Magnitudes far apart, so that another order would round differently.
+    partial = rng.normal(size=(n_chunks, 7)) * 10.0 ** rng.randint(-8, 9, size=(n_chunks, 7))
+    lanes = gpu._SUM_LANES
+    expected = np.zeros(7)
+    for lane in range(lanes):
+        lane_sum = np.zeros(7)
+        for c in range(lane, n_chunks, lanes):
+            lane_sum += partial[c]
+        expected += lane_sum
+    assert_array_equal(gpu._sum_chunks(gpu.to_device(partial)), expected)
 
 
 def test_host_kernels_fall_back_to_cpu():

@@ -98,6 +98,27 @@ def test_posterior(log_prior, log_lik, w):
     assert_array_equal(resp, cpu.exp(out, np.empty_like(out)))
 
 
+@pytest.mark.parametrize("gate_known", [False, True])
+@pytest.mark.parametrize("exponentiate", [False, True])
+def test_gaussian_posterior(gate_known, exponentiate):
+    """The flat E-step: the oracle's gate, experts and posterior in turn."""
+    rng, X, y, w, _ = _problem(5)
+    Xe = X[:, :3].copy()
+    gate = rng.normal(scale=2.0, size=(1, 4, X.shape[1]))
+    coef = rng.normal(size=(4, 3))
+    var = rng.uniform(0.05, 2.0, size=4)
+    log_gate = ref.affine_log_softmax(X, gate)
+    expected, expected_ll = ref.posterior(log_gate, ref.gaussian_log_prob(Xe, y, coef, var), w)
+    given = log_gate.copy() if gate_known else np.full_like(log_gate, np.nan)
+    out = np.empty_like(log_gate)
+    ll = cpu.gaussian_posterior(X, None if gate_known else gate, Xe, y, coef, var, w, given,
+                                out, exponentiate)
+    assert_allclose(given, log_gate, rtol=1e-12, atol=1e-12)
+    assert_allclose(out, np.exp(expected) if exponentiate else expected, rtol=1e-10,
+                    atol=1e-12)
+    assert_allclose(ll, expected_ll, rtol=1e-12)
+
+
 def test_posterior_in_place():
     """``out`` may alias ``log_lik`` (the engine relies on it)."""
     rng, X, y, w, resp = _problem(0)

@@ -774,6 +774,43 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False):
     return float(np.sum(np.concatenate(partial))) if partial else 0.0
 
 
+def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, out,
+                       exponentiate=False):
+    """The E-step of a flat mixture of Gaussian linear experts.
+
+    ``affine_log_softmax`` (unless the gate's log-probabilities are given),
+    ``gaussian_log_prob`` and ``posterior`` in turn; a backend may fuse them
+    into one pass (the CUDA backend does).
+
+    Parameters
+    ----------
+    X_gate : ndarray of shape (n_samples, n_gate_coefs)
+    gate_coef : ndarray of shape (1, n_experts, n_gate_coefs) or None
+        The gate; None when ``log_gate`` holds its log-probabilities already.
+    X_expert : ndarray of shape (n_samples, n_expert_coefs)
+    y : ndarray of shape (n_samples,)
+    coef : ndarray of shape (n_experts, n_expert_coefs)
+    var : ndarray of shape (n_experts,)
+    w : ndarray of shape (n_samples,)
+    log_gate : ndarray of shape (n_samples, n_experts)
+        The gate's log-probabilities: read when ``gate_coef`` is None, else
+        written.
+    out : ndarray of shape (n_samples, n_experts)
+        Log-responsibilities, or with ``exponentiate`` the responsibilities
+        (modified in place).
+    exponentiate : bool, default=False
+
+    Returns
+    -------
+    log_likelihood : float
+        ``sum_i w_i log sum_l exp(log_gate + log_lik)``.
+    """
+    if gate_coef is not None:
+        affine_log_softmax(X_gate, gate_coef, log_gate)
+    gaussian_log_prob(X_expert, y, coef, var, out)
+    return posterior(log_gate, out, w, out, exponentiate)
+
+
 def _vech_gram(X, y, weights, w=None):
     """``sum_i u_im vech(z_i z_i^T)`` per column m, and ``sum_i u_im``.
 

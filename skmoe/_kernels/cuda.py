@@ -416,47 +416,77 @@ def _column_chunk_sums_kernel(A, w, B, chunk_size, partial):
         partial[c, j] = total
 
 
-@cuda.jit
-def _sum_chunks_kernel(partial, out):
-    """``out[j] = sum_c partial[c, j]`` in chunk order, one thread per output.
+# The final sums over chunks: outputs per block (consecutive, so that a warp's
+# loads are coalesced) and lanes per output. Lane l of an output adds chunks
+# l, l + _SUM_LANES, ... in order, then the lane sums are added in lane order:
+# a fixed order, whatever the block size of the kernel that wrote the chunks.
+_SUM_COLS = 32
+_SUM_LANES = 32
+_SUM_KERNELS = {}
 
-    The loads of a batch are issued before its additions (which keep their
-    order), so the loop waits on memory once per batch, not once per chunk.
-    """
-    j = cuda.grid(1)
-    n_chunks, m = partial.shape
-    if j < m:
+
+def _sum_chunks_kernel(cols, lanes):
+    """The chunk-sum kernel for blocks of ``cols`` outputs x ``lanes`` lanes (compiled once)."""
+    key = (cols, lanes)
+    if key not in _SUM_KERNELS:
+        _SUM_KERNELS[key] = _build_sum_chunks_kernel(cols, lanes)
+    return _SUM_KERNELS[key]
+
+
+def _build_sum_chunks_kernel(cols, lanes):
+    @cuda.jit
+    def kernel(partial, out):
+        """``out[j] = sum_c partial[c, j]``: strided lanes in order, then the lanes in order.
+
+        The loads of a batch are issued before its additions (which keep their
+        order), so a lane waits on memory once per batch, not once per chunk.
+        """
+        lane_sums = cuda.shared.array((lanes, cols), dtype=float64)
+        col = cuda.threadIdx.x
+        lane = cuda.threadIdx.y
+        j = cuda.blockIdx.x * cols + col
+        n_chunks, m = partial.shape
         acc = 0.0
-        c = 0
-        while c + _BATCH <= n_chunks:
-            v0 = partial[c, j]
-            v1 = partial[c + 1, j]
-            v2 = partial[c + 2, j]
-            v3 = partial[c + 3, j]
-            v4 = partial[c + 4, j]
-            v5 = partial[c + 5, j]
-            v6 = partial[c + 6, j]
-            v7 = partial[c + 7, j]
-            acc += v0
-            acc += v1
-            acc += v2
-            acc += v3
-            acc += v4
-            acc += v5
-            acc += v6
-            acc += v7
-            c += _BATCH
-        while c < n_chunks:
-            acc += partial[c, j]
-            c += 1
-        out[j] = acc
+        if j < m:
+            c = lane
+            while c + (_BATCH - 1) * lanes < n_chunks:
+                v0 = partial[c, j]
+                v1 = partial[c + lanes, j]
+                v2 = partial[c + 2 * lanes, j]
+                v3 = partial[c + 3 * lanes, j]
+                v4 = partial[c + 4 * lanes, j]
+                v5 = partial[c + 5 * lanes, j]
+                v6 = partial[c + 6 * lanes, j]
+                v7 = partial[c + 7 * lanes, j]
+                acc += v0
+                acc += v1
+                acc += v2
+                acc += v3
+                acc += v4
+                acc += v5
+                acc += v6
+                acc += v7
+                c += _BATCH * lanes
+            while c < n_chunks:
+                acc += partial[c, j]
+                c += lanes
+        lane_sums[lane, col] = acc
+        cuda.syncthreads()
+        if lane == 0 and j < m:
+            total = 0.0
+            for q in range(lanes):
+                total += lane_sums[q, col]
+            out[j] = total
+
+    return kernel
 
 
 def _sum_chunks(partial):
-    """Device partials of shape (n_chunks, m) summed in chunk order, on the host."""
+    """Device partials of shape (n_chunks, m) summed in a fixed order, on the host."""
     m = partial.shape[1]
     out = _scratch("sum_chunks", (m,))
-    _sum_chunks_kernel[_blocks(m), _threads()](partial, out)
+    cols, lanes = _SUM_COLS, _SUM_LANES
+    _sum_chunks_kernel(cols, lanes)[-(-m // cols), (cols, lanes)](partial, out)
     return out.copy_to_host()
 
 
@@ -701,6 +731,215 @@ def gaussian_log_prob(X, y, coef, var, out):
             X.reshape(n * p), p, _dev(y), *_params("expert", coef, log_norm, 1.0 / var), rows,
             d_out.reshape(n * K))
     return _finish(d_out, host)
+
+
+# The E-step of a flat mixture of Gaussian experts in one pass over the rows
+
+
+_E_STEP_KERNELS = {}
+
+
+def _e_step_kernel(n_experts, p_gate, p_expert, two_designs):
+    """The fused E-step kernel of one shape, compiled at its first use."""
+    key = (n_experts, p_gate, p_expert, two_designs, _threads(), _SHARED_DOUBLES,
+           _SHARED_COEFS)
+    if key not in _E_STEP_KERNELS:
+        _E_STEP_KERNELS[key] = _build_e_step_kernel(*key)
+    return _E_STEP_KERNELS[key]
+
+
+def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared_coefs):
+    """Compile the fused E-step of K Gaussian experts under one softmax gate.
+
+    One block per chunk, in tiles of rows staged in shared memory. One thread
+    per row keeps the row's gate logits and expert terms in registers (K and
+    the widths are compile-time constants, so the loops over experts unroll):
+    the gate's log-softmax (or the given log-probabilities), the experts'
+    log-densities, their log-sum-exp and the responsibilities. The tile's
+    results go back through shared memory in coalesced sweeps, and one thread
+    adds the rows' weighted log-normalisers in row order, so the chunk's sum
+    depends on the chunk size only. Nothing of shape (n, K) is read or written
+    but the results (and the gate's log-probabilities when they are given).
+    """
+    gx = pg | 1  # odd strides: one row per thread without bank conflicts
+    ex = (pe | 1) if two_designs else 0
+    ks = K | 1
+    row_doubles = max(gx + ex, 2 * ks)
+    n_params = K * (pg + pe + 2)
+    coef_shared = n_params <= shared_coefs
+    coef_size = n_params if coef_shared else 1
+    rows_per_tile = max(1, min(threads, (shared_doubles - coef_size) // (row_doubles + 1)))
+    tile_size = rows_per_tile * row_doubles
+    e_at = rows_per_tile * gx  # the expert design's rows, after the gate's
+    g_at = rows_per_tile * ks  # the log gate tile, after the results'
+    b_at = K * pg  # expert coefficients, then log-normalisers, then 1 / variances
+    n_at = b_at + K * pe
+    v_at = n_at + K
+
+    @cuda.jit
+    def kernel(Xg_flat, Xe_flat, y, w, params, gate_known, exponentiate, chunk_size,
+               log_gate, out, partial):
+        sh = cuda.shared.array(tile_size, dtype=float64)
+        sh_ll = cuda.shared.array(rows_per_tile, dtype=float64)
+        sh_c = cuda.shared.array(coef_size, dtype=float64)
+        z = cuda.local.array(K, dtype=float64)
+        u = cuda.local.array(K, dtype=float64)
+        t = cuda.threadIdx.x
+        c = cuda.blockIdx.x
+        n = w.shape[0]
+        if coef_shared:
+            for q in range(t, n_params, threads):
+                sh_c[q] = params[q]
+        acc = 0.0
+        start = c * chunk_size
+        stop = min(n, start + chunk_size)
+        for tile in range(start, stop, rows_per_tile):
+            rows = min(rows_per_tile, stop - tile)
+            cuda.syncthreads()
+            first = tile * pg
+            for q in range(t, rows * pg, threads):
+                r = q // pg
+                sh[r * gx + q - r * pg] = Xg_flat[first + q]
+            if two_designs:
+                first = tile * pe
+                for q in range(t, rows * pe, threads):
+                    r = q // pe
+                    sh[e_at + r * ex + q - r * pe] = Xe_flat[first + q]
+            cuda.syncthreads()
+            i = tile + t
+            L = 0.0
+            if t < rows:
+                xr = uint64(t * gx)
+                if gate_known:
+                    for k in range(K):
+                        z[k] = log_gate[i, k]
+                else:
+                    for k in range(K):
+                        z[k] = 0.0
+                    for a in range(pg):
+                        x = sh[xr + uint64(a)]
+                        for k in range(K):
+                            if coef_shared:
+                                z[k] += x * sh_c[k * pg + a]
+                            else:
+                                z[k] += x * params[k * pg + a]
+                    top = z[0]
+                    for k in range(1, K):
+                        top = max(top, z[k])
+                    total = 0.0
+                    for k in range(K):
+                        total += math.exp(z[k] - top)
+                    lse = top + math.log(total)
+                    for k in range(K):
+                        z[k] = z[k] - lse
+                er = uint64(e_at + t * ex) if two_designs else xr
+                for k in range(K):
+                    u[k] = 0.0
+                for a in range(pe):
+                    x = sh[er + uint64(a)]
+                    for k in range(K):
+                        if coef_shared:
+                            u[k] += x * sh_c[b_at + k * pe + a]
+                        else:
+                            u[k] += x * params[b_at + k * pe + a]
+                yi = y[i]
+                for k in range(K):
+                    resid = yi - u[k]
+                    if coef_shared:
+                        log_lik = sh_c[n_at + k] - 0.5 * resid * resid * sh_c[v_at + k]
+                    else:
+                        log_lik = params[n_at + k] - 0.5 * resid * resid * params[v_at + k]
+                    u[k] = z[k] + log_lik
+                top = u[0]
+                for k in range(1, K):
+                    top = max(top, u[k])
+                total = 0.0
+                for k in range(K):
+                    total += math.exp(u[k] - top)
+                L = top + math.log(total)
+                sh_ll[t] = w[i] * L
+            # The designs' tile is read; the results take its place.
+            cuda.syncthreads()
+            if t < rows:
+                rr = uint64(t * ks)
+                for k in range(K):
+                    value = u[k] - L
+                    sh[rr + uint64(k)] = math.exp(value) if exponentiate else value
+                    if not gate_known:
+                        sh[uint64(g_at) + rr + uint64(k)] = z[k]
+            cuda.syncthreads()
+            for q in range(t, rows * K, threads):
+                r = q // K
+                k = q - r * K
+                out[tile + r, k] = sh[r * ks + k]
+                if not gate_known:
+                    log_gate[tile + r, k] = sh[g_at + r * ks + k]
+            if t == 0:
+                for r in range(rows):
+                    acc += sh_ll[r]
+        if t == 0:
+            partial[c, 0] = acc
+
+    return kernel
+
+
+def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, out,
+                       exponentiate=False):
+    """The E-step of a flat mixture of Gaussian linear experts, in one pass.
+
+    The same numbers as ``affine_log_softmax`` (unless the gate's
+    log-probabilities are given), ``gaussian_log_prob`` and ``posterior`` in
+    turn, with no (n, K) intermediate read back.
+
+    Parameters
+    ----------
+    X_gate : array of shape (n_samples, n_gate_coefs)
+    gate_coef : ndarray of shape (1, n_experts, n_gate_coefs) or None
+        The gate; None when ``log_gate`` holds its log-probabilities already.
+    X_expert : array of shape (n_samples, n_expert_coefs)
+        May be ``X_gate`` itself.
+    y : array of shape (n_samples,)
+    coef : ndarray of shape (n_experts, n_expert_coefs)
+    var : ndarray of shape (n_experts,)
+    w : array of shape (n_samples,)
+    log_gate : array of shape (n_samples, n_experts)
+        The gate's log-probabilities: read when ``gate_coef`` is None, else
+        written.
+    out : array of shape (n_samples, n_experts)
+        Log-responsibilities, or with ``exponentiate`` the responsibilities
+        (modified in place).
+    exponentiate : bool, default=False
+
+    Returns
+    -------
+    log_likelihood : float
+        ``sum_i w_i log sum_l exp(log_gate + log_lik)``, summed in chunk order.
+    """
+    var = np.asarray(var, dtype=np.float64)
+    gate_known = gate_coef is None
+    d_out, host = _out(out)
+    if gate_known:
+        d_gate, gate_host = _dev(log_gate), None
+    else:
+        d_gate, gate_host = _out(log_gate)
+    Xg = _dev(X_gate)
+    Xe = Xg if X_expert is X_gate else _dev(X_expert)
+    n, pg = Xg.shape
+    K, pe = coef.shape
+    partial = _scratch("e_step", (_n_chunks(n), 1))
+    if n:
+        gate = np.zeros(K * pg) if gate_known else gate_coef.reshape(K * pg)
+        params = np.concatenate([gate, coef.reshape(K * pe), -0.5 * np.log(2.0 * np.pi * var),
+                                 1.0 / var])
+        two_designs = Xe is not Xg
+        _e_step_kernel(K, pg, pe, two_designs)[_n_chunks(n), _threads()](
+            Xg.reshape(n * pg), Xe.reshape(n * pe) if two_designs else _empty(1), _dev(y),
+            _dev(w), *_params("e_step", params), gate_known, bool(exponentiate),
+            _config.CUDA_CHUNK_SIZE, d_gate, d_out, partial)
+    _finish(d_out, host)
+    if not gate_known:
+        _finish(d_gate, gate_host)
+    return float(_sum_chunks(partial)[0]) if n else 0.0
 
 
 @cuda.jit(device=True)
