@@ -319,7 +319,8 @@ def profile(n, p, K, repeats, rng):
                                 lambda: gpu.gaussian_log_prob(Xd, yd, coef, var, log_lik))
     affine_raw = captured_launch(gpu, "_affine_log_softmax_kernel",
                                  lambda: gpu.affine_log_softmax(Xd, gate, log_prior))
-    gram_raw = captured_launch(gpu, "_gram_kernel", lambda: gpu.wls_stats(Xd, yd, resp, wd))
+    gram_raw = captured_launch(gpu, "_gram_kernel", lambda: gpu.wls_stats(Xd, yd, resp, wd),
+                               factory=True)
     softmax_raw = captured_launch(
         gpu, "_softmax_kernel",
         lambda: gpu.softmax_stats(Xd, gate, wd, None, resp, None, "gradient"), factory=True)
@@ -349,6 +350,7 @@ def profile(n, p, K, repeats, rng):
     # Registers, local (spilled) and shared memory per thread of the hot kernels.
     built = {"_softmax_kernel": softmax_kernel,
              "_e_step_kernel": gpu._e_step_kernel(K, p + 1, p + 1, False),
+             "_gram_kernel": gpu._gram_kernel(min(gpu._GRAM_GROUP, K)),
              "_sum_chunks_kernel": gpu._sum_chunks_kernel(gpu._SUM_COLS, gpu._SUM_LANES)}
     for kname in ("_affine_log_softmax_kernel", "_gaussian_log_prob_kernel", "_posterior_kernel",
                   "_gram_kernel", "_softmax_kernel", "_e_step_kernel", "_sum_chunks_kernel"):
@@ -359,6 +361,19 @@ def profile(n, p, K, repeats, rng):
             print(f"{kname}: registers {regs}, local bytes {local}", flush=True)
         except Exception as exc:  # the simulator has no resource report
             print(f"{kname}: no resource report ({exc})", flush=True)
+    # The Gram kernel with 1, 2 and 4 weight columns per thread (1: the earlier kernel).
+    default_group = gpu._GRAM_GROUP
+    for group in (1, 2, 4, 8):
+        gpu._GRAM_GROUP = group
+        rows[f"  wls_stats, {group} columns a thread"] = time_it(
+            lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
+    gpu._GRAM_GROUP = default_group
+    # The fused E-step under register caps (the compiler's choice first).
+    default_cap = gpu._e_step_max_registers
+    for cap in (None, 64, 96, 128):
+        gpu._e_step_max_registers = lambda n_experts, cap=cap: cap
+        rows[f"  E-step fused, register cap {cap}"] = time_it(fused_e_step, sync, repeats)
+    gpu._e_step_max_registers = default_cap
     # The two reductions under other chunk sizes and block sizes (the defaults first).
     defaults = (_config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK)
     for chunk, threads in [(256, 128), (4096, 128), (1024, 64), (1024, 256)]:

@@ -157,6 +157,21 @@ def test_gaussian_posterior(gate_known, designs, shared_coefs, monkeypatch):
         assert_allclose(ll, cpu_ll, rtol=1e-14)
 
 
+@pytest.mark.parametrize("n_columns", [1, 5, 9])
+@pytest.mark.parametrize("group", [2, 4])
+def test_grams_in_column_groups(n_columns, group, monkeypatch):
+    """Columns in groups of a thread, the last one padded, several groups a block."""
+    monkeypatch.setattr(gpu, "_GRAM_GROUP", group)
+    monkeypatch.setattr(gpu, "_GRAM_COLS", 4)
+    rng, X, y, w, _ = _problem(7)
+    weights = rng.uniform(size=(X.shape[0], n_columns))
+    assert_allclose(gpu.weighted_grams(X, weights), ref.weighted_grams(X, weights),
+                    rtol=1e-12, atol=1e-12)
+    resp = weights / weights.sum(axis=1, keepdims=True)
+    for got, expected in zip(gpu.wls_stats(X, y, resp, w), ref.wls_stats(X, y, resp, w)):
+        assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_weighted_grams_and_wls_stats():
     rng, X, y, w, resp = _problem(4)
     weights = resp * w[:, None]

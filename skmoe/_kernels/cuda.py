@@ -742,13 +742,19 @@ _E_STEP_KERNELS = {}
 def _e_step_kernel(n_experts, p_gate, p_expert, two_designs):
     """The fused E-step kernel of one shape, compiled at its first use."""
     key = (n_experts, p_gate, p_expert, two_designs, _threads(), _SHARED_DOUBLES,
-           _SHARED_COEFS)
+           _SHARED_COEFS, _e_step_max_registers(n_experts))
     if key not in _E_STEP_KERNELS:
         _E_STEP_KERNELS[key] = _build_e_step_kernel(*key)
     return _E_STEP_KERNELS[key]
 
 
-def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared_coefs):
+def _e_step_max_registers(n_experts):
+    """Registers per thread of the fused E-step kernel at most (None: the compiler's choice)."""
+    return None
+
+
+def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared_coefs,
+                         max_registers):
     """Compile the fused E-step of K Gaussian experts under one softmax gate.
 
     One block per chunk, in tiles of rows staged in shared memory. One thread
@@ -775,8 +781,11 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
     b_at = K * pg  # expert coefficients, then log-normalisers, then 1 / variances
     n_at = b_at + K * pe
     v_at = n_at + K
+    # The simulator takes no register limit (it has no registers).
+    options = {} if _simulator_enabled() or max_registers is None else {
+        "max_registers": max_registers}
 
-    @cuda.jit
+    @cuda.jit(**options)
     def kernel(Xg_flat, Xe_flat, y, w, params, gate_known, exponentiate, chunk_size,
                log_gate, out, partial):
         sh = cuda.shared.array(tile_size, dtype=float64)
@@ -1252,145 +1261,156 @@ def _tile_pairs(d):
 # shared-memory tile at most (a power of two, chosen without the block size).
 _GRAM_COLS = 32
 _GRAM_TILE = 64
+# Weight columns of one thread of the Gram kernel at most: the 8 loads of a
+# row's two 4-vectors serve E columns, so a row costs a thread 8 + E shared
+# loads for 16 E sums (one column per thread took 9 loads for 16 sums, and the
+# kernel was bound by them). Each sum is formed as before, bit for bit.
+_GRAM_GROUP = 4
+_GRAM_KERNELS = {}
 
 
-@cuda.jit
-def _gram_kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial):
-    """Chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` over 4 x 4 tiles.
+def _gram_kernel(group):
+    """The Gram kernel for ``group`` weight columns per thread, compiled at its first use."""
+    if group not in _GRAM_KERNELS:
+        _GRAM_KERNELS[group] = _build_gram_kernel(group)
+    return _GRAM_KERNELS[group]
+
+
+def _build_gram_kernel(E):
+    """Chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` over 4 x 4 tiles, E columns a thread.
 
     ``z_i = (x_i, y_i, 1)`` truncated to its first d entries (y only when given),
-    zero-padded to a multiple of 4. Item ``m * n_pairs + pair`` is the tile
-    ``pairs[pair]`` of column m; one thread per item sums the chunk's rows in
-    row order, so the order never depends on the block size. Rows are staged
-    in shared memory ``tile_rows`` at a time; the 16 sums live in registers.
+    zero-padded to a multiple of 4. Columns go in groups of E (the last one
+    padded with zero weights). Item ``g * n_pairs + pair`` is the tile
+    ``pairs[pair]`` of the columns of group g; one thread per item sums the
+    chunk's rows in row order, so the order never depends on the block size.
+    Rows are staged in shared memory ``tile_rows`` at a time; the 16 E sums
+    live in registers (E is a compile-time constant: the loops over it unroll).
     """
-    n, p = X.shape
-    M = W.shape[1]
-    n_pairs = pairs.shape[0]
-    d4 = (d + 3) // 4 * 4
-    has_y = y.shape[0] > 0
-    has_w = w.shape[0] > 0
-    T = cuda.blockDim.x
-    t = cuda.threadIdx.x
-    c = cuda.blockIdx.x
-    first = cuda.blockIdx.y * per_block
-    item = first + t
-    m_lo = first // n_pairs
-    m_hi = min(M - 1, (first + per_block - 1) // n_pairs)
-    n_cols = m_hi - m_lo + 1
-    # One shared array indexed with offsets (a slice of it would be addressed
-    # generically): the tile of z at 0, its weights at w_at.
-    sZ = cuda.shared.array(0, dtype=float64)
-    w_at = tile_rows * d4
-    active = t < per_block and item < M * n_pairs
-    col = 0
-    oa = 0
-    ob = 0
-    if active:
-        m = item // n_pairs
-        pair = item - m * n_pairs
-        col = m - m_lo
-        oa = pairs[pair, 0] * 4
-        ob = pairs[pair, 1] * 4
-    # Staging walks (row, column) pairs t, t + T, ... with one division up front.
-    z_skip = T // d4
-    z_skip_col = T - z_skip * d4
-    w_skip = T // n_cols
-    w_skip_col = T - w_skip * n_cols
-    # Unsigned indices in the row loop: Numba tests signed ones for wraparound.
-    ua = uint64(oa)
-    ub = uint64(ob)
-    ud4 = uint64(d4)
-    ucols = uint64(n_cols)
-    a00 = a01 = a02 = a03 = 0.0
-    a10 = a11 = a12 = a13 = 0.0
-    a20 = a21 = a22 = a23 = 0.0
-    a30 = a31 = a32 = a33 = 0.0
-    start = c * chunk_size
-    stop = min(n, start + chunk_size)
-    for tile in range(start, stop, tile_rows):
-        rows = min(tile_rows, stop - tile)
-        cuda.syncthreads()
-        r = t // d4
-        a = t - r * d4
-        while r < rows:
-            i = tile + r
-            if a < p:
-                value = X[i, a]
-            elif a < d - 1 and has_y:
-                value = y[i]
-            elif a == d - 1 and d > p:
-                value = 1.0
-            else:
-                value = 0.0
-            sZ[r * d4 + a] = value
-            r += z_skip
-            a += z_skip_col
-            if a >= d4:
-                a -= d4
-                r += 1
-        r = t // n_cols
-        a = t - r * n_cols
-        while r < rows:
-            i = tile + r
-            value = W[i, m_lo + a]
-            if has_w:
-                value *= w[i]
-            sZ[w_at + r * n_cols + a] = value
-            r += w_skip
-            a += w_skip_col
-            if a >= n_cols:
-                a -= n_cols
-                r += 1
-        cuda.syncthreads()
+    n_acc = 16 * E
+
+    @cuda.jit
+    def kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial):
+        n, p = X.shape
+        M = W.shape[1]
+        n_groups = (M + E - 1) // E
+        n_pairs = pairs.shape[0]
+        d4 = (d + 3) // 4 * 4
+        has_y = y.shape[0] > 0
+        has_w = w.shape[0] > 0
+        T = cuda.blockDim.x
+        t = cuda.threadIdx.x
+        c = cuda.blockIdx.x
+        first = cuda.blockIdx.y * per_block
+        item = first + t
+        g_lo = first // n_pairs
+        g_hi = min(n_groups - 1, (first + per_block - 1) // n_pairs)
+        m_lo = g_lo * E
+        n_cols = (g_hi - g_lo + 1) * E
+        # One shared array indexed with offsets (a slice of it would be addressed
+        # generically): the tile of z at 0, its weights at w_at.
+        sZ = cuda.shared.array(0, dtype=float64)
+        acc = cuda.local.array(n_acc, dtype=float64)
+        w_at = tile_rows * d4
+        active = t < per_block and item < n_groups * n_pairs
+        col = 0
+        oa = 0
+        ob = 0
         if active:
-            zi = uint64(0)
-            wi = uint64(w_at + col)
-            for _ in range(rows):
-                weight = sZ[wi]
-                u0, u1, u2, u3 = _load4(sZ, zi + ua)
-                z0, z1, z2, z3 = _load4(sZ, zi + ub)
-                u0 *= weight
-                u1 *= weight
-                u2 *= weight
-                u3 *= weight
-                a00 += u0 * z0
-                a01 += u0 * z1
-                a02 += u0 * z2
-                a03 += u0 * z3
-                a10 += u1 * z0
-                a11 += u1 * z1
-                a12 += u1 * z2
-                a13 += u1 * z3
-                a20 += u2 * z0
-                a21 += u2 * z1
-                a22 += u2 * z2
-                a23 += u2 * z3
-                a30 += u3 * z0
-                a31 += u3 * z1
-                a32 += u3 * z2
-                a33 += u3 * z3
-                zi += ud4
-                wi += ucols
-    if active:
-        out = partial[c]
-        base = item * 16
-        out[base] = a00
-        out[base + 1] = a01
-        out[base + 2] = a02
-        out[base + 3] = a03
-        out[base + 4] = a10
-        out[base + 5] = a11
-        out[base + 6] = a12
-        out[base + 7] = a13
-        out[base + 8] = a20
-        out[base + 9] = a21
-        out[base + 10] = a22
-        out[base + 11] = a23
-        out[base + 12] = a30
-        out[base + 13] = a31
-        out[base + 14] = a32
-        out[base + 15] = a33
+            g = item // n_pairs
+            pair = item - g * n_pairs
+            col = (g - g_lo) * E
+            oa = pairs[pair, 0] * 4
+            ob = pairs[pair, 1] * 4
+        for q in range(n_acc):
+            acc[q] = 0.0
+        # Staging walks (row, column) pairs t, t + T, ... with one division up front.
+        z_skip = T // d4
+        z_skip_col = T - z_skip * d4
+        w_skip = T // n_cols
+        w_skip_col = T - w_skip * n_cols
+        # Unsigned indices in the row loop: Numba tests signed ones for wraparound.
+        ua = uint64(oa)
+        ub = uint64(ob)
+        ud4 = uint64(d4)
+        ucols = uint64(n_cols)
+        start = c * chunk_size
+        stop = min(n, start + chunk_size)
+        for tile in range(start, stop, tile_rows):
+            rows = min(tile_rows, stop - tile)
+            cuda.syncthreads()
+            r = t // d4
+            a = t - r * d4
+            while r < rows:
+                i = tile + r
+                if a < p:
+                    value = X[i, a]
+                elif a < d - 1 and has_y:
+                    value = y[i]
+                elif a == d - 1 and d > p:
+                    value = 1.0
+                else:
+                    value = 0.0
+                sZ[r * d4 + a] = value
+                r += z_skip
+                a += z_skip_col
+                if a >= d4:
+                    a -= d4
+                    r += 1
+            r = t // n_cols
+            a = t - r * n_cols
+            while r < rows:
+                i = tile + r
+                value = 0.0
+                if m_lo + a < M:
+                    value = W[i, m_lo + a]
+                    if has_w:
+                        value *= w[i]
+                sZ[w_at + r * n_cols + a] = value
+                r += w_skip
+                a += w_skip_col
+                if a >= n_cols:
+                    a -= n_cols
+                    r += 1
+            cuda.syncthreads()
+            if active:
+                zi = uint64(0)
+                wi = uint64(w_at + col)
+                for _ in range(rows):
+                    u0, u1, u2, u3 = _load4(sZ, zi + ua)
+                    z0, z1, z2, z3 = _load4(sZ, zi + ub)
+                    for e in range(E):
+                        weight = sZ[wi + uint64(e)]
+                        at = 16 * e
+                        v = u0 * weight
+                        acc[at] += v * z0
+                        acc[at + 1] += v * z1
+                        acc[at + 2] += v * z2
+                        acc[at + 3] += v * z3
+                        v = u1 * weight
+                        acc[at + 4] += v * z0
+                        acc[at + 5] += v * z1
+                        acc[at + 6] += v * z2
+                        acc[at + 7] += v * z3
+                        v = u2 * weight
+                        acc[at + 8] += v * z0
+                        acc[at + 9] += v * z1
+                        acc[at + 10] += v * z2
+                        acc[at + 11] += v * z3
+                        v = u3 * weight
+                        acc[at + 12] += v * z0
+                        acc[at + 13] += v * z1
+                        acc[at + 14] += v * z2
+                        acc[at + 15] += v * z3
+                    zi += ud4
+                    wi += ucols
+        if active:
+            out = partial[c]
+            base = item * n_acc
+            for q in range(n_acc):
+                out[base + q] = acc[q]
+
+    return kernel
 
 
 def _gram(X, W, y=None, w=None, d=None):
@@ -1406,22 +1426,26 @@ def _gram(X, W, y=None, w=None, d=None):
     d = p if d is None else d
     d4, pairs = _tile_pairs(d)
     n_pairs = pairs.shape[0]
-    n_items = M * n_pairs
+    E = max(1, min(_GRAM_GROUP, M))
+    n_groups = -(-M // E)
+    n_items = n_groups * n_pairs
     T = _threads()
     # Items per block: as many as threads, but touching at most _GRAM_COLS columns.
-    per_block = max(1, min(T, (_GRAM_COLS - 2) * n_pairs))
-    max_cols = min(M, _GRAM_COLS)
+    max_groups = max(2, _GRAM_COLS // E)
+    per_block = max(1, min(T, (max_groups - 1) * n_pairs))
+    max_cols = min(n_groups, max_groups) * E
     tile_rows = _GRAM_TILE
-    while tile_rows > 1 and tile_rows * (d4 + _GRAM_COLS) > _SHARED_DOUBLES:
+    while tile_rows > 1 and tile_rows * (d4 + max_cols) > _SHARED_DOUBLES:
         tile_rows //= 2
     n_chunks = _n_chunks(n)
-    partial = _scratch("gram", (n_chunks, n_items * 16))
+    partial = _scratch("gram", (n_chunks, n_items * 16 * E))
     shared_bytes = tile_rows * (d4 + max_cols) * 8
     if n:
-        _gram_kernel[(n_chunks, -(-n_items // per_block)), T, 0, shared_bytes](
+        _gram_kernel(E)[(n_chunks, -(-n_items // per_block)), T, 0, shared_bytes](
             X, _empty(1) if y is None else _dev(y), W, _empty(1) if w is None else _dev(w),
             d, _tile_pairs_device(d), _config.CUDA_CHUNK_SIZE, tile_rows, per_block, partial)
-        tiles = _sum_chunks(partial).reshape(M, n_pairs, 4, 4)
+        tiles = _sum_chunks(partial).reshape(n_groups, n_pairs, E, 4, 4)
+        tiles = tiles.transpose(0, 2, 1, 3, 4).reshape(n_groups * E, n_pairs, 4, 4)[:M]
     else:
         tiles = np.zeros((M, n_pairs, 4, 4))
     G = np.empty((M, d4, d4))
