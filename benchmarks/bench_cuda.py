@@ -203,8 +203,6 @@ def iteration(backend, n, p, K, repeats, rng):
         out["E-step (gate, experts, posterior)"] = time_it(
             lambda: model.e_step(params, problem, keep_root=True, exponentiate=True),
             sync, repeats)
-        out["  of which the exp of the responsibilities"] = time_it(
-            lambda: kernels.exp(log_resp, kernels.empty(log_resp.shape)), sync, repeats)
         out["expert statistics (wls_stats)"] = time_it(
             lambda: kernels.wls_stats(Xd, yd, resp, wd), sync, repeats)
         out["expert M-step (statistics and solves)"] = time_it(
