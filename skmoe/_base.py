@@ -26,6 +26,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_array,
     check_is_fitted,
     has_fit_parameter,
     validate_data,
@@ -37,6 +38,7 @@ from ._experts import _MIN_MASS_SHARE
 from ._inference import covariance_from_information, observed_information
 from ._kernels import get_backend
 from ._kernels._design import (
+    all_finite,
     nearest_centres,
     standardised_design,
     weighted_scaling,
@@ -94,6 +96,18 @@ def _standardise(values, mean, scale, bound=_MAX_STANDARDISED, out=None):
             halved /= np.broadcast_to(scale, result.shape) * 0.5
             result[overflow] = halved[overflow]
     return np.clip(result, -bound, bound, out=result)
+
+
+def _validate(estimator, X, y="no_validation", **kwargs):
+    """scikit-learn's ``validate_data``, with X's finiteness checked on the thread pool.
+
+    A non-finite X is then checked again by scikit-learn, for its own error.
+    """
+    out = validate_data(estimator, X, y, ensure_all_finite=False, **kwargs)
+    X = out if isinstance(y, str) and y == "no_validation" else out[0]
+    if X.ndim == 2 and not all_finite(X):
+        check_array(X, ensure_all_finite=True, input_name="X", estimator=estimator)
+    return out
 
 
 def _check_numeric_columns(X):
@@ -538,10 +552,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not do_init:
             self._check_warm_start()
         _check_numeric_columns(X)
-        X, y = validate_data(
-            self, X, y, dtype=np.float64, ensure_min_samples=2, reset=do_init,
-            y_numeric=is_regressor(self),
-        )
+        X, y = _validate(self, X, y, dtype=np.float64, ensure_min_samples=2, reset=do_init,
+                         y_numeric=is_regressor(self))
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
@@ -687,7 +699,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _validate_X(self, X):
         check_is_fitted(self)
         _check_numeric_columns(X)
-        return validate_data(self, X, reset=False, dtype=np.float64)
+        return _validate(self, X, reset=False, dtype=np.float64)
 
     def _log_prior(self, X_gate):
         """Log prior of every leaf, with the collapsed experts pruned (renormalised)."""
@@ -810,8 +822,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _problem_for(self, X, y, sample_weight):
         check_is_fitted(self)
         _check_numeric_columns(X)
-        X, y = validate_data(self, X, y, reset=False, dtype=np.float64,
-                             y_numeric=is_regressor(self))
+        X, y = _validate(self, X, y, reset=False, dtype=np.float64,
+                         y_numeric=is_regressor(self))
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                              ensure_non_negative=True)
         _check_total_weight(sample_weight)

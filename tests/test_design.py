@@ -10,6 +10,7 @@ from scipy import stats
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor, _base, _config
 from skmoe._kernels import _rowops, cpu
 from skmoe._kernels._design import (
+    all_finite,
     nearest_centres,
     standardised_design,
     weighted_scaling,
@@ -63,6 +64,20 @@ def test_weighted_scaling_does_not_depend_on_the_grouping(monkeypatch):
     np.testing.assert_allclose(serial, pooled_one, rtol=1e-14)
     # The same groups summed in the same order, on one thread or on the pool.
     np.testing.assert_array_equal(pooled_one, pooled_two)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_all_finite_finds_any_nan_or_inf(grouping, order):
+    """The fit's finiteness check: every row group, every column, both memory orders."""
+    rng = np.random.default_rng(3)
+    X = _columns_of_every_kind(rng, 37)
+    assert all_finite(np.asarray(X, order=order))
+    for value in (np.nan, np.inf, -np.inf):
+        for i, j in [(0, 0), (36, 5), (17, 2)]:
+            bad = np.array(X, order=order)
+            bad[i, j] = value
+            assert not all_finite(bad)
+    assert all_finite(np.empty((0, 3)))
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
