@@ -129,6 +129,34 @@ def test_newton_step_hands_its_log_probabilities_to_the_e_step(branching):
     assert_array_equal(log_resp, log_resp_fresh)
 
 
+class _ThreeKernelExperts(GaussianExperts):
+    """Gaussian experts without the fused flat E-step: the generic three-kernel path."""
+
+    def __getattribute__(self, name):
+        if name == "flat_posterior":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+@pytest.mark.parametrize("known", [False, True])
+@pytest.mark.parametrize("exponentiate", [False, True])
+def test_flat_e_step_equals_the_three_kernel_path(known, exponentiate):
+    """One gate and Gaussian experts take ``gaussian_posterior``: the same numbers, bit for bit."""
+    model, problem, params = _random_model((4,), "bohning", 3)
+    generic = Model(kernels=model.kernels, tree=model.tree,
+                    experts=_ThreeKernelExperts(model.experts.reg, model.experts.min_variance),
+                    reg_gate=model.reg_gate, gate_solver=model.gate_solver)
+    assert not hasattr(generic.experts, "flat_posterior")
+    levels = model.gate_log_probs(params["gates"], problem.X_gate) if known else None
+    fused = model.e_step(params, problem, keep_root=True, gate_log_probs=levels,
+                         exponentiate=exponentiate)
+    plain = generic.e_step(params, problem, keep_root=True, gate_log_probs=levels,
+                           exponentiate=exponentiate)
+    assert fused[0] == plain[0]
+    assert_array_equal(fused[1], plain[1])
+    assert_array_equal(fused[2], plain[2])
+
+
 @pytest.mark.parametrize("branching", [(4,), (3, 2)])
 def test_root_step_from_e_step_log_proba(branching):
     """The first root Boehning step from the E-step's log-probabilities is the same step."""
