@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
@@ -108,7 +108,13 @@ def _information_against_finite_differences(est, X, y, w):
     jacobian, _ = est._parameter_jacobian()
     expected = -jacobian.T @ hessian @ jacobian
     scale = np.sqrt(np.outer(np.abs(np.diag(expected)), np.abs(np.diag(expected)))) + 1e-12
-    np.testing.assert_allclose(information / scale, expected / scale, atol=1e-4)
+    # Central differences of the log-likelihood are good to about 1e-6 of the
+    # information's largest entries, which a direction of tiny curvature (a
+    # scaled diagonal of 0.003 against 14, hypothesis' seed 1309) inherits.
+    difference_error = 1e-6 * np.abs(expected).max()
+    excess = np.abs(information - expected) - (1e-4 * scale + difference_error)
+    assert excess.max() <= 0, (np.unravel_index(excess.argmax(), excess.shape),
+                               information, expected)
     return hessian
 
 
@@ -122,6 +128,8 @@ def _information_against_finite_differences(est, X, y, w):
     weighted=st.booleans(),
     max_iter=st.integers(0, 5),
 )
+@example(seed=1309, n_samples=76, n_features=2, shape=(2, 2), classifier=False,
+         weighted=False, max_iter=0)  # a direction of tiny curvature
 def test_louis_identity_holds_at_any_parameters(seed, n_samples, n_features, shape, classifier,
                                                 weighted, max_iter):
     """Louis' identity is exact away from a maximum too: unconverged fits, any shape."""

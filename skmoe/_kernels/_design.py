@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from .. import _config
-from .cpu import _map_groups, _sum_groups
+from .cpu import _map_groups
 
 # No C-callable (cfunc) wrapper: nothing calls these through a pointer (see cpu.py).
 _jit = njit(cache=_config.NUMBA_CACHE, nogil=True, no_cfunc_wrapper=True)
@@ -42,27 +42,42 @@ def all_finite(X):
 
 
 @_jit
-def _range_rows(X, w, start, stop, high, low):
+def _group_moments(X, w, start, stop, high, low, unit_mean, unit_m2):
+    """One row group's range, weight, mean and squared deviations, one read from memory.
+
+    Rows of positive weight only. The moments are of ``X / max_abs`` with the
+    group's own largest magnitude per column (1 where it is 0): the rows are
+    read three times, but the second and third reads find them in cache.
+    Returns the group's weight.
+    """
+    p = X.shape[1]
+    weight = 0.0
     for i in range(start, stop):
         if w[i] > 0:
-            for j in range(X.shape[1]):
+            weight += w[i]
+            for j in range(p):
                 value = X[i, j]
                 high[j] = max(high[j], value)
                 low[j] = min(low[j], value)
-
-
-@_jit
-def _unit_moment_rows(X, w, max_abs, centre, square, start, stop, sums):
-    """``sums[j] += w_i d_ij`` (or ``w_i d_ij^2`` with ``square``), ``d = X / max_abs - centre``.
-
-    One kernel for both moments: each compiled kernel adds to a cold start.
-    """
+    if weight == 0.0:
+        return weight
+    max_abs = np.empty(p)
+    for j in range(p):
+        max_abs[j] = max(high[j], -low[j])
+        if max_abs[j] == 0.0:
+            max_abs[j] = 1.0
     for i in range(start, stop):
-        # A row of zero weight may lie beyond max_abs: its square could overflow.
         if w[i] > 0:
-            for j in range(X.shape[1]):
-                deviation = X[i, j] / max_abs[j] - centre[j]
-                sums[j] += w[i] * (deviation * deviation if square else deviation)
+            for j in range(p):
+                unit_mean[j] += w[i] * (X[i, j] / max_abs[j])
+    for j in range(p):
+        unit_mean[j] /= weight
+    for i in range(start, stop):
+        if w[i] > 0:
+            for j in range(p):
+                deviation = X[i, j] / max_abs[j] - unit_mean[j]
+                unit_m2[j] += w[i] * deviation * deviation
+    return weight
 
 
 @_jit
@@ -83,9 +98,13 @@ def weighted_scaling(X, w):
 
     Only rows of positive weight count. Each column is divided (not multiplied
     by a reciprocal, which overflows for subnormal columns) by its largest
-    absolute value there before any sum, so that neither the weighted sum nor
-    the squared deviations overflow (values near 1e308) or underflow (near
-    1e-300).
+    absolute value before any sum, so that neither the weighted sum nor the
+    squared deviations overflow (values near 1e308) or underflow (near 1e-300).
+    Each row group takes its mean and squared deviations in two passes over
+    its rows (which stay in cache), in units of its own largest values; the
+    groups are then combined in group order (Chan, Golub and LeVeque's
+    update), so X is read from memory once and the result does not depend on
+    the number of threads.
 
     Parameters
     ----------
@@ -100,30 +119,31 @@ def weighted_scaling(X, w):
     """
     n, p = X.shape
 
-    def column_range(start, stop):
+    def group(start, stop):
         high, low = np.full(p, -np.inf), np.full(p, np.inf)
-        _range_rows(X, w, start, stop, high, low)
-        return high, low
+        unit_mean, unit_m2 = np.zeros(p), np.zeros(p)
+        weight = _group_moments(X, w, start, stop, high, low, unit_mean, unit_m2)
+        return weight, high, low, unit_mean, unit_m2
 
-    parts = list(_map_groups(n, column_range))
-    high = np.max([part[0] for part in parts], axis=0)
-    low = np.min([part[1] for part in parts], axis=0)
+    parts = [part for part in _map_groups(n, group) if part[0] > 0]
+    high = np.max([part[1] for part in parts], axis=0)
+    low = np.min([part[2] for part in parts], axis=0)
     max_abs = np.maximum(high, -low)
     max_abs[max_abs == 0] = 1.0
-    total = float(w.sum())
-
-    def unit_moment(centre, square):
-        def group(start, stop):
-            sums = np.zeros(p)
-            _unit_moment_rows(X, w, max_abs, centre, square, start, stop, sums)
-            return (sums,)
-
-        return _sum_groups(n, group)[0] / total
-
-    unit_mean = unit_moment(np.zeros(p), False)
-    unit_var = unit_moment(unit_mean, True)
+    total = float(sum(part[0] for part in parts))
+    # Each group's units in the common ones: the ratio is at most 1, and 0
+    # where the group's values are all 0 (its moments are 0 then).
+    ratios = [np.maximum(part[1], -part[2]) / max_abs for part in parts]
+    unit_mean = np.zeros(p)
+    for (weight, _, _, mean_g, _), ratio in zip(parts, ratios):
+        unit_mean += weight * (mean_g * ratio)
+    unit_mean /= total
+    unit_m2 = np.zeros(p)
+    for (weight, _, _, mean_g, m2_g), ratio in zip(parts, ratios):
+        shift = mean_g * ratio - unit_mean
+        unit_m2 += m2_g * ratio * ratio + weight * shift * shift
     mean = unit_mean * max_abs
-    scale = np.sqrt(unit_var) * max_abs
+    scale = np.sqrt(unit_m2 / total) * max_abs
     constant = high == low
     # A constant column becomes exactly 0: the ridge then pins its coefficient.
     mean[constant] = X[np.flatnonzero(w > 0)[0], constant]
