@@ -367,11 +367,11 @@ def profile(n, p, K, repeats, rng):
             lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
     gpu._GRAM_GROUP = default_group
     # The fused E-step under register caps (the compiler's choice first).
-    default_cap = gpu._e_step_max_registers
+    default_cap = gpu._E_STEP_MAX_REGISTERS
     for cap in (None, 64, 96, 128):
-        gpu._e_step_max_registers = lambda n_experts, cap=cap: cap
+        gpu._E_STEP_MAX_REGISTERS = cap
         rows[f"  E-step fused, register cap {cap}"] = time_it(fused_e_step, sync, repeats)
-    gpu._e_step_max_registers = default_cap
+    gpu._E_STEP_MAX_REGISTERS = default_cap
     # The two reductions under other chunk sizes and block sizes (the defaults first).
     defaults = (_config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK)
     for chunk, threads in [(256, 128), (4096, 128), (1024, 64), (1024, 256)]:

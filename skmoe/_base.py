@@ -105,7 +105,7 @@ def _validate(estimator, X, y="no_validation", **kwargs):
     """
     out = validate_data(estimator, X, y, ensure_all_finite=False, **kwargs)
     X = out if isinstance(y, str) and y == "no_validation" else out[0]
-    if X.ndim == 2 and not all_finite(X):
+    if not all_finite(X):
         check_array(X, ensure_all_finite=True, input_name="X", estimator=estimator)
     return out
 

@@ -73,6 +73,7 @@ def _group_moments(X, w, start, stop, high, low, unit_mean, unit_m2):
     for j in range(p):
         unit_mean[j] /= weight
     for i in range(start, stop):
+        # A row of zero weight may lie beyond max_abs: its square could overflow.
         if w[i] > 0:
             for j in range(p):
                 deviation = X[i, j] / max_abs[j] - unit_mean[j]

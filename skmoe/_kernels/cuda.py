@@ -742,20 +742,17 @@ _E_STEP_KERNELS = {}
 def _e_step_kernel(n_experts, p_gate, p_expert, two_designs):
     """The fused E-step kernel of one shape, compiled at its first use."""
     key = (n_experts, p_gate, p_expert, two_designs, _threads(), _SHARED_DOUBLES,
-           _SHARED_COEFS, _e_step_max_registers(n_experts))
+           _SHARED_COEFS, _E_STEP_MAX_REGISTERS)
     if key not in _E_STEP_KERNELS:
         _E_STEP_KERNELS[key] = _build_e_step_kernel(*key)
     return _E_STEP_KERNELS[key]
 
 
-def _e_step_max_registers(n_experts):
-    """Registers per thread of the fused E-step kernel at most.
-
-    On an H100 (n = 1e6, K = 16, p = 21) the compiler took 142 and the kernel
-    ran in 0.89 ms (wall); capped at 128 it took 0.81 ms, at 96 0.87, at 64
-    1.07 (benchmarks.md).
-    """
-    return 128
+# Registers per thread of the fused E-step kernel at most (None: the compiler's
+# choice). On an H100 (n = 1e6, K = 16, p = 21) the compiler took 142 and the
+# kernel ran in 0.89 ms (wall); capped at 128 it took 0.81 ms, at 96 0.87, at 64
+# 1.07 (benchmarks.md).
+_E_STEP_MAX_REGISTERS = 128
 
 
 def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared_coefs,
@@ -769,8 +766,8 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
     log-densities, their log-sum-exp and the responsibilities. The tile's
     results go back through shared memory in coalesced sweeps, and one thread
     adds the rows' weighted log-normalisers in row order, so the chunk's sum
-    depends on the chunk size only. Nothing of shape (n, K) is read or written
-    but the results (and the gate's log-probabilities when they are given).
+    depends on the chunk size only. No (n, K) array is touched but the results
+    and the gate's log-probabilities (read when given, written when computed).
     """
     gx = pg | 1  # odd strides: one row per thread without bank conflicts
     ex = (pe | 1) if two_designs else 0
