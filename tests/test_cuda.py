@@ -369,6 +369,21 @@ def test_stage_copies_a_strided_tile(width, src_stride, col, loads, scaled):
     assert_array_equal(gpu.to_host(out).reshape(rows, dst_stride), expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.int32])
+def test_large_uploads_go_through_page_locked_blocks(dtype, monkeypatch):
+    """An array larger than a block crosses in blocks, copied on the thread pool."""
+    monkeypatch.setattr(gpu, "_UPLOAD_BLOCK", 7)
+    monkeypatch.setattr(_config, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(_config, "GROUP_CHUNKS", 1)
+    monkeypatch.setattr(_config, "PARALLEL_MIN_GROUPS", 1)
+    a = np.arange(60).reshape(12, 5).astype(dtype) * 3 - 7
+    for host in (a, a[:, ::2], a[:1, :3], a[:0]):
+        got = gpu.to_host(gpu.to_device(host))
+        assert got.dtype == (np.float64 if dtype == np.float64 else np.int64)
+        assert got.flags.c_contiguous
+        assert_array_equal(got, host)
+
+
 def test_host_kernels_fall_back_to_cpu():
     """Kernels with no CUDA build are the CPU's, and a missing name is an AttributeError."""
     assert gpu.to_host is not cpu.to_host
