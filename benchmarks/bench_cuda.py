@@ -366,6 +366,16 @@ def profile(n, p, K, repeats, rng):
         rows[f"  wls_stats, {group} columns a thread"] = time_it(
             lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
     gpu._GRAM_GROUP = default_group
+    # The staging loops with 1 (a load, then its store), 2, 4 and 8 loads in flight.
+    default_loads = gpu._STAGE_LOADS
+    for loads in (1, 2, 4, 8):
+        gpu._STAGE_LOADS = loads
+        for label, fn in [("wls_stats", lambda: gpu.wls_stats(Xd, yd, resp, wd)),
+                          ("softmax_stats gradient", lambda: gpu.softmax_stats(
+                              Xd, gate, wd, None, resp, None, "gradient")),
+                          ("E-step fused", fused_e_step)]:
+            rows[f"  {label}, {loads} staged loads"] = time_it(fn, sync, repeats)
+    gpu._STAGE_LOADS = default_loads
     # The fused E-step under register caps (the compiler's choice first).
     default_cap = gpu._E_STEP_MAX_REGISTERS
     for cap in (None, 64, 96, 128):
