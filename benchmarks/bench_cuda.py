@@ -375,7 +375,13 @@ def profile(n, p, K, repeats, rng):
                               Xd, gate, wd, None, resp, None, "gradient")),
                           ("E-step fused", fused_e_step)]:
             rows[f"  {label}, {loads} staged loads"] = time_it(fn, sync, repeats)
-    gpu._STAGE_LOADS = default_loads
+    # The Gram kernel's registers capped at 128 (4 blocks of 128 threads a multiprocessor).
+    default_gram_cap = gpu._GRAM_MAX_REGISTERS
+    for loads in (4, 8):
+        gpu._STAGE_LOADS, gpu._GRAM_MAX_REGISTERS = loads, 128
+        rows[f"  wls_stats, {loads} staged loads, 128 registers"] = time_it(
+            lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
+    gpu._STAGE_LOADS, gpu._GRAM_MAX_REGISTERS = default_loads, default_gram_cap
     # The fused E-step under register caps (the compiler's choice first).
     default_cap = gpu._E_STEP_MAX_REGISTERS
     for cap in (None, 64, 96, 128):

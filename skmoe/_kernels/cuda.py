@@ -1362,18 +1362,20 @@ _GRAM_TILE = 64
 # H100 (wls_stats, n = 1e6, K = 16, p = 21): 1.73 ms with 1 column, 1.44 with 2,
 # 1.63 with 4 (fewer threads, more registers), 3.71 with 8 (benchmarks.md).
 _GRAM_GROUP = 2
+# Registers per thread of the Gram kernel at most (None: the compiler's choice).
+_GRAM_MAX_REGISTERS = None
 _GRAM_KERNELS = {}
 
 
 def _gram_kernel(group):
     """The Gram kernel for ``group`` weight columns per thread, compiled at its first use."""
-    key = (group, _STAGE_LOADS)
+    key = (group, _STAGE_LOADS, _GRAM_MAX_REGISTERS)
     if key not in _GRAM_KERNELS:
         _GRAM_KERNELS[key] = _build_gram_kernel(*key)
     return _GRAM_KERNELS[key]
 
 
-def _build_gram_kernel(E, loads):
+def _build_gram_kernel(E, loads, max_registers):
     """Chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` over 4 x 4 tiles, E columns a thread.
 
     ``z_i = (x_i, y_i, 1)`` truncated to its first d entries (d is p or p + 2;
@@ -1388,8 +1390,10 @@ def _build_gram_kernel(E, loads):
     """
     n_acc = 16 * E
     stage = _stage_function(loads)
+    options = {} if _simulator_enabled() or max_registers is None else {
+        "max_registers": max_registers}
 
-    @cuda.jit
+    @cuda.jit(**options)
     def kernel(X_flat, p, y, W_flat, M, w, d, pairs, chunk_size, tile_rows, per_block,
                partial):
         n = X_flat.shape[0] // p
