@@ -366,22 +366,6 @@ def profile(n, p, K, repeats, rng):
         rows[f"  wls_stats, {group} columns a thread"] = time_it(
             lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
     gpu._GRAM_GROUP = default_group
-    # The staging loops with 1 (a load, then its store), 2, 4 and 8 loads in flight.
-    default_loads = gpu._STAGE_LOADS
-    for loads in (1, 2, 4, 8):
-        gpu._STAGE_LOADS = loads
-        for label, fn in [("wls_stats", lambda: gpu.wls_stats(Xd, yd, resp, wd)),
-                          ("softmax_stats gradient", lambda: gpu.softmax_stats(
-                              Xd, gate, wd, None, resp, None, "gradient")),
-                          ("E-step fused", fused_e_step)]:
-            rows[f"  {label}, {loads} staged loads"] = time_it(fn, sync, repeats)
-    # The Gram kernel's registers capped at 128 (4 blocks of 128 threads a multiprocessor).
-    default_gram_cap = gpu._GRAM_MAX_REGISTERS
-    for loads in (4, 8):
-        gpu._STAGE_LOADS, gpu._GRAM_MAX_REGISTERS = loads, 128
-        rows[f"  wls_stats, {loads} staged loads, 128 registers"] = time_it(
-            lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
-    gpu._STAGE_LOADS, gpu._GRAM_MAX_REGISTERS = default_loads, default_gram_cap
     # The fused E-step under register caps (the compiler's choice first).
     default_cap = gpu._E_STEP_MAX_REGISTERS
     for cap in (None, 64, 96, 128):
@@ -488,18 +472,6 @@ def main(argv=None):
         N = args.fit_samples
         X = rng.normal(size=(N, p))
         y = X[:, 0] * np.sign(X[:, 1]) + 0.1 * rng.normal(size=N)
-        # The design's copy to the device: the driver's from pageable memory, then
-        # skmoe's through page-locked blocks (both twice, the second timed).
-        design = np.hstack([np.ones((N, 1)), X])
-        uploads = {}
-        for label, upload in [("driver, pageable", gpu.cuda.to_device),
-                              ("page-locked blocks", gpu.to_device)]:
-            for _ in range(2):
-                start = time.perf_counter()
-                upload(design)
-                gpu.cuda.synchronize()
-                uploads[label] = time.perf_counter() - start
-        del design
         t_gpu, est_gpu = full_fit("cuda", X, y, args.fit_iter)
         t_gpu2, _ = full_fit("cuda", X, y, args.fit_iter)
         print(f"GPU fit done: {t_gpu:.1f} s, again {t_gpu2:.1f} s", flush=True)
@@ -510,7 +482,7 @@ def main(argv=None):
         t_cpu, est_cpu = full_fit("cpu", X, y, args.fit_iter)
         t_cpu0, _ = full_fit("cpu", X, y, 0)
         fit = (N, t_cpu, min(t_gpu, t_gpu2), est_cpu.lower_bound_, est_gpu.lower_bound_,
-               t_cpu0, t_gpu0, uploads)
+               t_cpu0, t_gpu0)
 
     say(header)
     say()
@@ -543,7 +515,7 @@ def main(argv=None):
         total = "one EM iteration (E + M)"
         say(f"iteration speed-up GPU over CPU: {cpu_iter[total][0] / gpu_iter[total][0]:.0f}x")
     if fit:
-        N, t_cpu, t_gpu, ll_cpu, ll_gpu, t_cpu0, t_gpu0, uploads = fit
+        N, t_cpu, t_gpu, ll_cpu, ll_gpu, t_cpu0, t_gpu0 = fit
         say()
         say(f"4. Full fit, n={N}, p={p}, K=16, init_params='random', {args.fit_iter} "
             f"iterations (tol=0), Boehning gate")
@@ -552,8 +524,6 @@ def main(argv=None):
             f"LL rel diff {abs(ll_gpu - ll_cpu) / abs(ll_cpu):.1e}")
         say(f"of which before the first iteration (a fit with max_iter=0): cpu {t_cpu0:.2f} s, "
             f"cuda {t_gpu0:.2f} s")
-        say(f"copy of the ({N}, {p + 1}) design to the device: " + ", ".join(
-            f"{label} {seconds:.3f} s" for label, seconds in uploads.items()))
     out = os.environ.get("OUT")
     if out:
         with open(os.path.join(out, "bench_cuda.txt"), "w") as fh:

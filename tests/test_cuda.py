@@ -48,24 +48,19 @@ from skmoe._kernels import get_backend  # noqa: E402
 from . import reference as ref  # noqa: E402
 
 cpu = get_backend("cpu")
-# A global: the simulator gives a kernel its own module in place of the globals
-# that name numba.cuda (not in place of closure variables).
-cuda = gpu.cuda
 
 
-@pytest.fixture(autouse=True, params=[(8, 7, 40, 3), (3, 5, 12, 2)],
-                ids=["8threads", "3threads"])
+@pytest.fixture(autouse=True, params=[(8, 7, 40), (3, 5, 12)], ids=["8threads", "3threads"])
 def small_geometry(request, monkeypatch):
-    """Threads per block, rows per chunk, shared-memory doubles and staged loads, all small.
+    """Threads per block, rows per chunk and shared-memory doubles, all small.
 
     The chunk sums run on blocks of 3 outputs x 2 lanes, so that a block's
     edge and the lanes' strides are exercised too.
     """
-    threads, chunk, shared, loads = request.param
+    threads, chunk, shared = request.param
     monkeypatch.setattr(_config, "THREADS_PER_BLOCK", threads)
     monkeypatch.setattr(_config, "CUDA_CHUNK_SIZE", chunk)
     monkeypatch.setattr(gpu, "_SHARED_DOUBLES", shared)
-    monkeypatch.setattr(gpu, "_STAGE_LOADS", loads)
     monkeypatch.setattr(gpu, "_SUM_COLS", 3)
     monkeypatch.setattr(gpu, "_SUM_LANES", 2)
 
@@ -333,55 +328,6 @@ def test_chunk_sums_in_lane_order(n_chunks):
             lane_sum += partial[c]
         expected += lane_sum
     assert_array_equal(gpu._sum_chunks(gpu.to_device(partial)), expected)
-
-
-@pytest.mark.parametrize("width, src_stride, col", [(1, 1, 0), (4, 7, 2), (9, 9, 0)])
-@pytest.mark.parametrize("loads", [1, 2, 4])
-@pytest.mark.parametrize("scaled", [False, True])
-def test_stage_copies_a_strided_tile(width, src_stride, col, loads, scaled):
-    """The staging loop: every element of the tile once, where the stride puts it."""
-    rows, dst_stride, first_row = 6, width | 1, 3
-    rng = np.random.RandomState(width + loads)
-    source = rng.normal(size=(12, src_stride))
-    scale = rng.uniform(1.0, 2.0, size=12)
-    stage = gpu._stage_function(loads)
-    threads = _config.THREADS_PER_BLOCK
-    size = rows * dst_stride
-
-    @cuda.jit
-    def copy_through_shared(src, scale, out):
-        tile = cuda.shared.array(size, dtype=np.float64)
-        t = cuda.threadIdx.x
-        for q in range(t, size, threads):
-            tile[q] = -1.0
-        cuda.syncthreads()
-        stage(src, first_row * src_stride + col, src_stride, width, rows, scaled, scale,
-              first_row, tile, 0, dst_stride, t, threads)
-        cuda.syncthreads()
-        for q in range(t, size, threads):
-            out[q] = tile[q]
-
-    out = gpu.to_device(np.zeros(size))
-    copy_through_shared[1, threads](gpu.to_device(source.ravel()), gpu.to_device(scale), out)
-    expected = np.full((rows, dst_stride), -1.0)
-    block = source[first_row:first_row + rows, col:col + width]
-    expected[:, :width] = block * scale[first_row:first_row + rows, None] if scaled else block
-    assert_array_equal(gpu.to_host(out).reshape(rows, dst_stride), expected)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.int32])
-def test_large_uploads_go_through_page_locked_blocks(dtype, monkeypatch):
-    """An array larger than a block crosses in blocks, copied on the thread pool."""
-    monkeypatch.setattr(gpu, "_UPLOAD_BLOCK", 7)
-    monkeypatch.setattr(_config, "CHUNK_SIZE", 2)
-    monkeypatch.setattr(_config, "GROUP_CHUNKS", 1)
-    monkeypatch.setattr(_config, "PARALLEL_MIN_GROUPS", 1)
-    a = np.arange(60).reshape(12, 5).astype(dtype) * 3 - 7
-    for host in (a, a[:, ::2], a[:1, :3], a[:0]):
-        got = gpu.to_host(gpu.to_device(host))
-        assert got.dtype == (np.float64 if dtype == np.float64 else np.int64)
-        assert got.flags.c_contiguous
-        assert_array_equal(got, host)
 
 
 def test_host_kernels_fall_back_to_cpu():

@@ -218,46 +218,8 @@ def to_device(a):
     if _on_device(a):
         return a
     a = np.asarray(a)
-    a = np.ascontiguousarray(a, dtype=np.int64 if a.dtype.kind in "iu" else np.float64)
-    if a.size <= _UPLOAD_BLOCK:
-        return cuda.to_device(a)
-    return _upload(a)
-
-
-# Elements per block of a large upload (64 MiB of float64).
-_UPLOAD_BLOCK = 1 << 23
-
-
-def _upload(a):
-    """A large C-contiguous array on the device, through two page-locked blocks.
-
-    A copy from pageable memory goes through the driver's own staging at a
-    fraction of the link's speed. Here the host's threads copy block b into a
-    kept page-locked buffer while the link moves block b - 1 out of the other.
-    """
-    dev = cuda.device_array(a.shape, dtype=a.dtype)
-    if a.size == 0:
-        return dev
-    key = ("upload", a.dtype.str, _UPLOAD_BLOCK)
-    if key not in _SCRATCH:
-        _SCRATCH[key] = [(cuda.pinned_array(_UPLOAD_BLOCK, dtype=a.dtype), cuda.event())
-                         for _ in range(2)]
-    stream = cuda.stream()
-    flat, flat_dev = a.reshape(a.size), dev.reshape(a.size)
-    for b, start in enumerate(range(0, a.size, _UPLOAD_BLOCK)):
-        stop = min(a.size, start + _UPLOAD_BLOCK)
-        buffer, copied = _SCRATCH[key][b % 2]
-        copied.synchronize()  # the link has finished with this buffer's last block
-        staged = buffer[:stop - start]
-
-        def copy(lo, hi, start=start, staged=staged):
-            staged[lo:hi] = flat[start + lo:start + hi]
-
-        list(_cpu._map_groups(stop - start, copy))
-        flat_dev[start:stop].copy_to_device(staged, stream=stream)
-        copied.record(stream)
-    stream.synchronize()
-    return dev
+    return cuda.to_device(np.ascontiguousarray(a, dtype=np.int64 if a.dtype.kind in "iu"
+                                               else np.float64))
 
 
 def to_host(a):
@@ -298,65 +260,6 @@ def _blocks(count):
 
 def _n_chunks(n):
     return max(1, -(-n // _config.CUDA_CHUNK_SIZE))
-
-
-# Global loads a thread of a staging loop issues before it stores them to shared
-# memory: a loop that loads and stores one element at a time waits on memory
-# once per element, and the kernels stage every tile of rows this way.
-_STAGE_LOADS = 4
-_STAGE_FUNCTIONS = {}
-
-
-def _stage_function(loads):
-    """The staging device function with ``loads`` loads in flight, built once."""
-    if loads not in _STAGE_FUNCTIONS:
-        _STAGE_FUNCTIONS[loads] = _build_stage(loads)
-    return _STAGE_FUNCTIONS[loads]
-
-
-def _build_stage(loads):
-    @cuda.jit(device=True)
-    def stage(src, src_at, src_stride, width, rows, has_scale, scale, scale_at, dst, dst_at,
-              dst_stride, t, threads):
-        """``dst[dst_at + r dst_stride + a] = src[src_at + r src_stride + a]`` for a tile.
-
-        For r < rows and a < width, times ``scale[scale_at + r]`` with
-        ``has_scale``. The block's threads take the elements t, t + threads,
-        ... in row-major order (coalesced where rows are contiguous), a round
-        of ``loads`` loads before its stores; (r, a) advance by addition, so
-        the loop has one division, not one per element.
-        """
-        held = cuda.local.array(loads, dtype=float64)
-        r = t // width
-        a = t - r * width
-        skip = threads // width
-        skip_a = threads - skip * width
-        while r < rows:
-            r0 = r
-            a0 = a
-            for j in range(loads):
-                if r < rows:
-                    value = src[src_at + r * src_stride + a]
-                    if has_scale:
-                        value *= scale[scale_at + r]
-                    held[j] = value
-                r += skip
-                a += skip_a
-                if a >= width:
-                    a -= width
-                    r += 1
-            r = r0
-            a = a0
-            for j in range(loads):
-                if r < rows:
-                    dst[dst_at + r * dst_stride + a] = held[j]
-                r += skip
-                a += skip_a
-                if a >= width:
-                    a -= width
-                    r += 1
-
-    return stage
 
 
 @cuda.jit
@@ -839,7 +742,7 @@ _E_STEP_KERNELS = {}
 def _e_step_kernel(n_experts, p_gate, p_expert, two_designs):
     """The fused E-step kernel of one shape, compiled at its first use."""
     key = (n_experts, p_gate, p_expert, two_designs, _threads(), _SHARED_DOUBLES,
-           _SHARED_COEFS, _E_STEP_MAX_REGISTERS, _STAGE_LOADS)
+           _SHARED_COEFS, _E_STEP_MAX_REGISTERS)
     if key not in _E_STEP_KERNELS:
         _E_STEP_KERNELS[key] = _build_e_step_kernel(*key)
     return _E_STEP_KERNELS[key]
@@ -853,7 +756,7 @@ _E_STEP_MAX_REGISTERS = 128
 
 
 def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared_coefs,
-                         max_registers, loads):
+                         max_registers):
     """Compile the fused E-step of K Gaussian experts under one softmax gate.
 
     One block per chunk, in tiles of rows staged in shared memory. One thread
@@ -883,7 +786,6 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
     # The simulator takes no register limit (it has no registers).
     options = {} if _simulator_enabled() or max_registers is None else {
         "max_registers": max_registers}
-    stage = _stage_function(loads)
 
     @cuda.jit(**options)
     def kernel(Xg_flat, Xe_flat, y, w, params, gate_known, exponentiate, chunk_size,
@@ -905,9 +807,15 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
         for tile in range(start, stop, rows_per_tile):
             rows = min(rows_per_tile, stop - tile)
             cuda.syncthreads()
-            stage(Xg_flat, tile * pg, pg, pg, rows, False, w, 0, sh, 0, gx, t, threads)
+            first = tile * pg
+            for q in range(t, rows * pg, threads):
+                r = q // pg
+                sh[r * gx + q - r * pg] = Xg_flat[first + q]
             if two_designs:
-                stage(Xe_flat, tile * pe, pe, pe, rows, False, w, 0, sh, e_at, ex, t, threads)
+                first = tile * pe
+                for q in range(t, rows * pe, threads):
+                    r = q // pe
+                    sh[e_at + r * ex + q - r * pe] = Xe_flat[first + q]
             cuda.syncthreads()
             i = tile + t
             L = 0.0
@@ -1362,45 +1270,37 @@ _GRAM_TILE = 64
 # H100 (wls_stats, n = 1e6, K = 16, p = 21): 1.73 ms with 1 column, 1.44 with 2,
 # 1.63 with 4 (fewer threads, more registers), 3.71 with 8 (benchmarks.md).
 _GRAM_GROUP = 2
-# Registers per thread of the Gram kernel at most (None: the compiler's choice).
-_GRAM_MAX_REGISTERS = None
 _GRAM_KERNELS = {}
 
 
 def _gram_kernel(group):
     """The Gram kernel for ``group`` weight columns per thread, compiled at its first use."""
-    key = (group, _STAGE_LOADS, _GRAM_MAX_REGISTERS)
-    if key not in _GRAM_KERNELS:
-        _GRAM_KERNELS[key] = _build_gram_kernel(*key)
-    return _GRAM_KERNELS[key]
+    if group not in _GRAM_KERNELS:
+        _GRAM_KERNELS[group] = _build_gram_kernel(group)
+    return _GRAM_KERNELS[group]
 
 
-def _build_gram_kernel(E, loads, max_registers):
+def _build_gram_kernel(E):
     """Chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` over 4 x 4 tiles, E columns a thread.
 
-    ``z_i = (x_i, y_i, 1)`` truncated to its first d entries (d is p or p + 2;
-    y only when given), zero-padded to a multiple of 4. Columns go in groups of
-    E (the last one padded with zero weights). Item ``g * n_pairs + pair`` is
-    the tile ``pairs[pair]`` of the columns of group g; one thread per item
-    sums the chunk's rows in row order, so the order never depends on the
-    block size. Rows are staged in shared memory ``tile_rows`` at a time (the
-    columns of z that do not change, and the padded weights, once); the 16 E
-    sums live in registers (E is a compile-time constant: the loops over it
-    unroll).
+    ``z_i = (x_i, y_i, 1)`` truncated to its first d entries (y only when given),
+    zero-padded to a multiple of 4. Columns go in groups of E (the last one
+    padded with zero weights). Item ``g * n_pairs + pair`` is the tile
+    ``pairs[pair]`` of the columns of group g; one thread per item sums the
+    chunk's rows in row order, so the order never depends on the block size.
+    Rows are staged in shared memory ``tile_rows`` at a time; the 16 E sums
+    live in registers (E is a compile-time constant: the loops over it unroll).
     """
     n_acc = 16 * E
-    stage = _stage_function(loads)
-    options = {} if _simulator_enabled() or max_registers is None else {
-        "max_registers": max_registers}
 
-    @cuda.jit(**options)
-    def kernel(X_flat, p, y, W_flat, M, w, d, pairs, chunk_size, tile_rows, per_block,
-               partial):
-        n = X_flat.shape[0] // p
+    @cuda.jit
+    def kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial):
+        n, p = X.shape
+        M = W.shape[1]
         n_groups = (M + E - 1) // E
         n_pairs = pairs.shape[0]
         d4 = (d + 3) // 4 * 4
-        has_y = y.shape[0] > 0 and p < d - 1
+        has_y = y.shape[0] > 0
         has_w = w.shape[0] > 0
         T = cuda.blockDim.x
         t = cuda.threadIdx.x
@@ -1411,7 +1311,6 @@ def _build_gram_kernel(E, loads, max_registers):
         g_hi = min(n_groups - 1, (first + per_block - 1) // n_pairs)
         m_lo = g_lo * E
         n_cols = (g_hi - g_lo + 1) * E
-        valid = min(n_cols, M - m_lo)
         # One shared array indexed with offsets (a slice of it would be addressed
         # generically): the tile of z at 0, its weights at w_at.
         sZ = cuda.shared.array(0, dtype=float64)
@@ -1429,15 +1328,11 @@ def _build_gram_kernel(E, loads, max_registers):
             ob = pairs[pair, 1] * 4
         for q in range(n_acc):
             acc[q] = 0.0
-        # What no tile changes: z's column of ones and its zero padding (y's
-        # column is rewritten with every tile), and the weights of padded columns.
-        for q in range(t, tile_rows * d4, T):
-            a = q - q // d4 * d4
-            if a >= p:
-                sZ[q] = 1.0 if a == d - 1 else 0.0
-        for q in range(t, tile_rows * n_cols, T):
-            if q - q // n_cols * n_cols >= valid:
-                sZ[w_at + q] = 0.0
+        # Staging walks (row, column) pairs t, t + T, ... with one division up front.
+        z_skip = T // d4
+        z_skip_col = T - z_skip * d4
+        w_skip = T // n_cols
+        w_skip_col = T - w_skip * n_cols
         # Unsigned indices in the row loop: Numba tests signed ones for wraparound.
         ua = uint64(oa)
         ub = uint64(ob)
@@ -1448,12 +1343,39 @@ def _build_gram_kernel(E, loads, max_registers):
         for tile in range(start, stop, tile_rows):
             rows = min(tile_rows, stop - tile)
             cuda.syncthreads()
-            stage(X_flat, tile * p, p, p, rows, False, w, 0, sZ, 0, d4, t, T)
-            if has_y:
-                for r in range(t, rows, T):
-                    sZ[r * d4 + p] = y[tile + r]
-            stage(W_flat, tile * M + m_lo, M, valid, rows, has_w, w, tile, sZ, w_at, n_cols,
-                  t, T)
+            r = t // d4
+            a = t - r * d4
+            while r < rows:
+                i = tile + r
+                if a < p:
+                    value = X[i, a]
+                elif a < d - 1 and has_y:
+                    value = y[i]
+                elif a == d - 1 and d > p:
+                    value = 1.0
+                else:
+                    value = 0.0
+                sZ[r * d4 + a] = value
+                r += z_skip
+                a += z_skip_col
+                if a >= d4:
+                    a -= d4
+                    r += 1
+            r = t // n_cols
+            a = t - r * n_cols
+            while r < rows:
+                i = tile + r
+                value = 0.0
+                if m_lo + a < M:
+                    value = W[i, m_lo + a]
+                    if has_w:
+                        value *= w[i]
+                sZ[w_at + r * n_cols + a] = value
+                r += w_skip
+                a += w_skip_col
+                if a >= n_cols:
+                    a -= n_cols
+                    r += 1
             cuda.syncthreads()
             if active:
                 zi = uint64(0)
@@ -1524,9 +1446,8 @@ def _gram(X, W, y=None, w=None, d=None):
     shared_bytes = tile_rows * (d4 + max_cols) * 8
     if n:
         _gram_kernel(E)[(n_chunks, -(-n_items // per_block)), T, 0, shared_bytes](
-            X.reshape(n * p), p, _empty(1) if y is None else _dev(y), W.reshape(n * M), M,
-            _empty(1) if w is None else _dev(w), d, _tile_pairs_device(d),
-            _config.CUDA_CHUNK_SIZE, tile_rows, per_block, partial)
+            X, _empty(1) if y is None else _dev(y), W, _empty(1) if w is None else _dev(w),
+            d, _tile_pairs_device(d), _config.CUDA_CHUNK_SIZE, tile_rows, per_block, partial)
         tiles = _sum_chunks(partial).reshape(n_groups, n_pairs, E, 4, 4)
         tiles = tiles.transpose(0, 2, 1, 3, 4).reshape(n_groups * E, n_pairs, 4, 4)[:M]
     else:
@@ -1605,23 +1526,20 @@ _SOFTMAX_KERNELS = {}
 def _softmax_kernel(n_nodes, b, p):
     """The gate-statistics kernel of one shape, compiled at its first use."""
     key = (n_nodes, b, p, _threads(), _SHARED_DOUBLES, _SHARED_COEFS,
-           _softmax_max_registers(n_nodes * b), _STAGE_LOADS)
+           _softmax_max_registers(n_nodes * b))
     if key not in _SOFTMAX_KERNELS:
         _SOFTMAX_KERNELS[key] = _build_softmax_kernel(*key)
     return _SOFTMAX_KERNELS[key]
 
 
-def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, max_registers,
-                          loads):
+def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, max_registers):
     """Compile the chunk-partials kernel of N softmax regressions for one shape.
 
     The shape (nodes, children, coefficients) and the block size are
     compile-time constants: a thread keeps the logits of its row in registers
     (the loops over edges unroll), and a thread's share of the gradient stays
     in registers for the whole chunk. One block per chunk, in tiles of
-    ``rows`` rows staged in shared memory, with the soft counts when given
-    (a thread reading its row's counts from global memory would touch a
-    different cache line in every lane). Per tile:
+    ``rows`` rows staged in shared memory. Per tile:
 
     1. one thread per row: the logits ``x_i C^T`` (or, with ``log_proba``, the
        given log-probabilities), then per node the log-sum-exp, the objective
@@ -1652,10 +1570,9 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     acc_size = 4 * units_per_thread
     # The simulator takes no register limit (it has no registers).
     options = {} if _simulator_enabled() else {"max_registers": max_registers}
-    stage = _stage_function(loads)
 
     @cuda.jit(**options)
-    def kernel(X_flat, coef_flat, log_proba, w, mass, targets_flat, y_idx, want_grad, obj_at,
+    def kernel(X_flat, coef_flat, log_proba, w, mass, targets, y_idx, want_grad, obj_at,
                chunk_size, partial, proba):
         sh_x = cuda.shared.array(x_size, dtype=float64)
         sh_r = cuda.shared.array(r_size, dtype=float64)
@@ -1667,7 +1584,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
         c = cuda.blockIdx.x
         n = w.shape[0]
         has_mass = mass.shape[0] > 0
-        has_targets = targets_flat.shape[0] > 0
+        has_targets = targets.shape[0] > 0
         keep_proba = proba.shape[0] > 0
         from_log = log_proba.shape[0] > 0
         ux = uint64(x_stride)
@@ -1682,11 +1599,11 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
         for tile in range(start, stop, rows_per_tile):
             rows = min(rows_per_tile, stop - tile)
             cuda.syncthreads()
-            # The tile's rows are contiguous in X (and in the counts): coalesced copies.
-            stage(X_flat, tile * p, p, p, rows, False, w, 0, sh_x, 0, x_stride, t, threads)
-            if has_targets:
-                stage(targets_flat, tile * m, m, m, rows, False, w, 0, sh_r, 0, r_stride, t,
-                      threads)
+            # The tile's rows are contiguous in X: a coalesced copy.
+            first = tile * p
+            for q in range(t, rows * p, threads):
+                r = q // p
+                sh_x[r * x_stride + q - r * p] = X_flat[first + q]
             cuda.syncthreads()
             # 1. One thread per row.
             for r in range(t, rows, threads):
@@ -1721,11 +1638,11 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                     for j in range(b):
                         k = v * b + j
                         if has_targets:
-                            target = sh_r[rr + uint64(k)]
+                            target = targets[i, k]
                         else:
                             target = s if y_idx[i] == j else 0.0
-                            # Kept where the residual goes, for the second loop.
-                            sh_r[rr + uint64(k)] = target
+                        # Kept where the residual goes, for the second loop.
+                        sh_r[rr + uint64(k)] = target
                         shifted = z[k] - top
                         weighted += target * shifted
                         mass_t += target
@@ -1828,10 +1745,9 @@ def _softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba)
     if n:
         n_chunks = _n_chunks(n)
         partial = _scratch("softmax", (n_chunks, n_grad + n_nodes))
-        targets_flat = targets.reshape(n * m) if targets.shape[0] else _empty(1)
         _softmax_kernel(n_nodes, b, p)[n_chunks, _threads()](
             X.reshape(n * p), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
-            targets_flat, y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE, partial, proba)
+            targets, y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE, partial, proba)
         sums = _sum_chunks(partial)
     else:
         sums = np.zeros(n_grad + n_nodes)
