@@ -16,7 +16,7 @@ everything:
 Usage::
 
     PYTHONPATH=. python benchmarks/bench_cuda.py [--quick] [--fit-samples 10000000]
-                                                 [--fit-iter 20] [--skip-fit]
+                                                 [--fit-iter 20] [--skip-fit] [--sweeps]
 
 The tables are printed last; with ``$OUT`` set, they also go to
 ``$OUT/bench_cuda.txt``.
@@ -40,7 +40,7 @@ from skmoe import (
     MixtureOfExpertsRegressor,
     _config,
 )
-from skmoe._em import _ROOT_BOHNING_STEPS, Model, Problem
+from skmoe._em import _ROOT_BOHNING_STEPS, Model, Problem, Workspace
 from skmoe._experts import GaussianExperts
 from skmoe._gating import bohning_bound, softmax_m_step
 from skmoe._kernels import get_backend
@@ -199,10 +199,12 @@ def iteration(backend, n, p, K, repeats, rng):
         resp = kernels.exp(log_resp, log_resp)
         model.m_step(params, problem, resp, root_bound=root_bound)
         targets, _ = model.tree.level_targets(resp, 0, kernels)
+        # As in run_em, the E-steps write into the arrays of one workspace.
+        workspace = Workspace(kernels)
         out = {}
         out["E-step (gate, experts, posterior)"] = time_it(
-            lambda: model.e_step(params, problem, keep_root=True, exponentiate=True),
-            sync, repeats)
+            lambda: model.e_step(params, problem, keep_root=True, exponentiate=True,
+                                 workspace=workspace), sync, repeats)
         out["expert statistics (wls_stats)"] = time_it(
             lambda: kernels.wls_stats(Xd, yd, resp, wd), sync, repeats)
         out["expert M-step (statistics and solves)"] = time_it(
@@ -219,10 +221,18 @@ def iteration(backend, n, p, K, repeats, rng):
         def one_iteration():
             # As run_em takes it: the E-step exponentiates, and keeps the root's
             # log-probabilities for the M-step's first Boehning step.
-            _, r, root = model.e_step(params, problem, keep_root=True, exponentiate=True)
+            _, r, root = model.e_step(params, problem, keep_root=True, exponentiate=True,
+                                      workspace=workspace)
             model.m_step(params, problem, r, root_bound=root_bound, root_log_proba=root)
 
         out["one EM iteration (E + M)"] = time_it(one_iteration, sync, repeats)
+
+        def one_iteration_new_arrays():
+            _, r, root = model.e_step(params, problem, keep_root=True, exponentiate=True)
+            model.m_step(params, problem, r, root_bound=root_bound, root_log_proba=root)
+
+        out["the same, new E-step arrays each time"] = time_it(one_iteration_new_arrays, sync,
+                                                               repeats)
     return out
 
 
@@ -255,8 +265,12 @@ def captured_launch(gpu, name, call, factory=False):
     return lambda: kernel[config](*args)
 
 
-def profile(n, p, K, repeats, rng):
-    """Each GPU kernel and the host's share at n, p, K; device arrays preallocated."""
+def profile(n, p, K, repeats, rng, sweeps=False):
+    """Each GPU kernel and the host's share at n, p, K; device arrays preallocated.
+
+    With ``sweeps``, also the tuning constants' other values (column groups,
+    register caps, chunk and block sizes), each compiled anew.
+    """
     gpu = get_backend("cuda")
     cuda = gpu.cuda
     sync = cuda.synchronize
@@ -359,29 +373,30 @@ def profile(n, p, K, repeats, rng):
             print(f"{kname}: registers {regs}, local bytes {local}", flush=True)
         except Exception as exc:  # the simulator has no resource report
             print(f"{kname}: no resource report ({exc})", flush=True)
-    # The Gram kernel with 1, 2 and 4 weight columns per thread (1: the earlier kernel).
-    default_group = gpu._GRAM_GROUP
-    for group in (1, 2, 4, 8):
-        gpu._GRAM_GROUP = group
-        rows[f"  wls_stats, {group} columns a thread"] = time_it(
-            lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
-    gpu._GRAM_GROUP = default_group
-    # The fused E-step under register caps (the compiler's choice first).
-    default_cap = gpu._E_STEP_MAX_REGISTERS
-    for cap in (None, 64, 96, 128):
-        gpu._E_STEP_MAX_REGISTERS = cap
-        rows[f"  E-step fused, register cap {cap}"] = time_it(fused_e_step, sync, repeats)
-    gpu._E_STEP_MAX_REGISTERS = default_cap
-    # The two reductions under other chunk sizes and block sizes (the defaults first).
-    defaults = (_config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK)
-    for chunk, threads in [(256, 128), (4096, 128), (1024, 64), (1024, 256)]:
-        _config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK = chunk, threads
-        rows[f"  wls_stats, chunk {chunk}, {threads} threads"] = time_it(
-            lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, max(3, repeats // 4))
-        rows[f"  softmax_stats gradient, chunk {chunk}, {threads} threads"] = time_it(
-            lambda: gpu.softmax_stats(Xd, gate, wd, None, resp, None, "gradient"), sync,
-            max(3, repeats // 4))
-    _config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK = defaults
+    if sweeps:
+        # The Gram kernel with 1, 2 and 4 weight columns per thread (1: the earlier kernel).
+        default_group = gpu._GRAM_GROUP
+        for group in (1, 2, 4, 8):
+            gpu._GRAM_GROUP = group
+            rows[f"  wls_stats, {group} columns a thread"] = time_it(
+                lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
+        gpu._GRAM_GROUP = default_group
+        # The fused E-step under register caps (the compiler's choice first).
+        default_cap = gpu._E_STEP_MAX_REGISTERS
+        for cap in (None, 64, 96, 128):
+            gpu._E_STEP_MAX_REGISTERS = cap
+            rows[f"  E-step fused, register cap {cap}"] = time_it(fused_e_step, sync, repeats)
+        gpu._E_STEP_MAX_REGISTERS = default_cap
+        # The two reductions under other chunk sizes and block sizes (the defaults first).
+        defaults = (_config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK)
+        for chunk, threads in [(256, 128), (4096, 128), (1024, 64), (1024, 256)]:
+            _config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK = chunk, threads
+            rows[f"  wls_stats, chunk {chunk}, {threads} threads"] = time_it(
+                lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, max(3, repeats // 4))
+            rows[f"  softmax_stats gradient, chunk {chunk}, {threads} threads"] = time_it(
+                lambda: gpu.softmax_stats(Xd, gate, wd, None, resp, None, "gradient"), sync,
+                max(3, repeats // 4))
+        _config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK = defaults
     partial = gpu.to_device(rng.normal(size=(n // _config.CUDA_CHUNK_SIZE, 16 * 21 * 16)))
     rows["ordered sum of the Gram partials alone"] = time_it(
         lambda: gpu._sum_chunks(partial), sync, repeats)
@@ -434,6 +449,8 @@ def main(argv=None):
     parser.add_argument("--profile-fit", action="store_true",
                         help="also print a cProfile of the GPU fit")
     parser.add_argument("--skip-cpu-iteration", action="store_true")
+    parser.add_argument("--sweeps", action="store_true",
+                        help="also time the tuning constants' other values")
     parser.add_argument("--skip-checks", action="store_true",
                         help="timings only (no kernel and fit checks)")
     args = parser.parse_args(argv)
@@ -461,7 +478,7 @@ def main(argv=None):
         print("fit checks done", flush=True)
 
     n, p, K = args.iter_samples, 20, 16
-    kernel_times = profile(n, p, K, args.repeats, rng)
+    kernel_times = profile(n, p, K, args.repeats, rng, args.sweeps)
     gpu_iter = iteration("cuda", n, p, K, args.repeats, rng)
     cpu_iter = (None if args.skip_cpu_iteration
                 else iteration("cpu", n, p, K, max(2, args.repeats // 10), rng))

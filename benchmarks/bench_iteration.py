@@ -18,7 +18,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from skmoe._em import _ROOT_BOHNING_STEPS, Model, Problem
+from skmoe._em import _ROOT_BOHNING_STEPS, Model, Problem, Workspace
 from skmoe._experts import GaussianExperts
 from skmoe._gating import bohning_bound, softmax_m_step
 from skmoe._kernels import get_backend
@@ -73,11 +73,12 @@ def main(argv=None):
     with threadpool_limits(limits=1, user_api="blas"):
         root_bound = bohning_bound(kernels, X, w)
         model.e_step(params, problem)  # compile
-        # As run_em: the E-step writes the responsibilities and keeps the root's
-        # log-probabilities for the M-step.
+        # As run_em: the E-step writes the responsibilities into its workspace
+        # and keeps the root's log-probabilities for the M-step.
+        workspace = Workspace(kernels)
         e_step, (_, resp, root_log_proba) = best_time(
-            lambda: model.e_step(params, problem, keep_root=True, exponentiate=True),
-            args.repeats)
+            lambda: model.e_step(params, problem, keep_root=True, exponentiate=True,
+                                 workspace=workspace), args.repeats)
         experts, _ = best_time(lambda: kernels.wls_stats(X, y, resp, w), args.repeats)
         m_experts, _ = best_time(lambda: model.experts.m_step(
             kernels, params["experts"], X, y, resp, w), args.repeats)

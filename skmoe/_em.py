@@ -66,6 +66,27 @@ class Problem:
         return self if self.host is None else self.host
 
 
+class Workspace:
+    """The (n_samples, K) arrays of one EM run's E-steps, reused from one to the next.
+
+    An E-step's results are read by the next M-step only, so the E-step after
+    it may write over them. Fresh arrays would cost, every iteration, a device
+    allocation on a GPU (which waits for the device) and the page faults of
+    new memory on the host.
+    """
+
+    def __init__(self, kernels):
+        self.kernels = kernels
+        self._arrays = {}
+
+    def empty(self, name, shape):
+        """The array kept under ``name``, or a new one where its shape differs."""
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape:
+            array = self._arrays[name] = self.kernels.empty(shape)
+        return array
+
+
 @dataclass
 class Model:
     """What a fit is made of, apart from the data and the parameters."""
@@ -80,7 +101,13 @@ class Model:
         return resolve_solver(self.gate_solver, self.tree.branching[d], n_coefs,
                               NEWTON_MAX_GATE_COEFS)
 
-    def gate_log_probs(self, gates, X_gate, known=None):
+    def _empty(self, workspace, name, shape):
+        """A work array: the workspace's, or a new one without a workspace."""
+        if workspace is None:
+            return self.kernels.empty(shape)
+        return workspace.empty(name, shape)
+
+    def gate_log_probs(self, gates, X_gate, known=None, workspace=None):
         """Log gate probabilities of every level, (n_samples, n_nodes * n_children) each.
 
         ``known``: per level, the log-probabilities at ``gates[d]`` already
@@ -92,7 +119,8 @@ class Model:
             if known is not None and known[d] is not None:
                 out.append(known[d])
                 continue
-            buf = self.kernels.empty((n, self.tree.n_nodes[d] * self.tree.branching[d]))
+            buf = self._empty(workspace, f"log_gate_{d}",
+                              (n, self.tree.n_nodes[d] * self.tree.branching[d]))
             out.append(self.kernels.affine_log_softmax(X_gate, coef, buf))
         return out
 
@@ -100,10 +128,10 @@ class Model:
         """Log prior of every leaf, shape (n_samples, n_leaves)."""
         return self._leaf_log_prior(self.gate_log_probs(gates, X_gate))
 
-    def _leaf_log_prior(self, levels):
+    def _leaf_log_prior(self, levels, workspace=None):
         if len(levels) == 1:
             return levels[0]
-        out = self.kernels.empty((levels[0].shape[0], self.tree.n_leaves))
+        out = self._empty(workspace, "log_prior", (levels[0].shape[0], self.tree.n_leaves))
         return self.tree.leaf_log_prior(levels, out, self.kernels)
 
     def objective_penalty(self, params):
@@ -111,7 +139,7 @@ class Model:
         return gate_pen + self.experts.penalty(params["experts"])
 
     def e_step(self, params, problem, keep_root=False, gate_log_probs=None,
-               exponentiate=False):
+               exponentiate=False, workspace=None):
         """Return the weighted log-likelihood and the log-responsibilities.
 
         With ``keep_root``, also the root gate's log-probabilities, shape
@@ -119,21 +147,24 @@ class Model:
         ``gate_log_probs``: per level, the gate's log-probabilities at
         ``params["gates"]`` where the M-step left them, else None. With
         ``exponentiate``, the responsibilities instead of their logarithms.
+        ``workspace``: a :class:`Workspace` whose arrays the results go into
+        (valid until its next E-step), or None for new arrays.
         """
+        shape = (problem.X_gate.shape[0], self.tree.n_leaves)
         if self.tree.n_levels == 1 and hasattr(self.experts, "flat_posterior"):
             # One gate: experts that have it take the E-step in one pass.
             known = None if gate_log_probs is None else gate_log_probs[0]
-            shape = (problem.X_gate.shape[0], self.tree.n_leaves)
-            levels = [self.kernels.empty(shape) if known is None else known]
-            log_resp = self.kernels.empty(shape)
+            levels = [self._empty(workspace, "log_gate_0", shape) if known is None else known]
+            log_resp = self._empty(workspace, "log_resp", shape)
             ll = self.experts.flat_posterior(
                 self.kernels, params["experts"], problem.X_gate,
                 params["gates"][0] if known is None else None, problem.X_expert,
                 problem.target, problem.weight, levels[0], log_resp, exponentiate)
         else:
-            levels = self.gate_log_probs(params["gates"], problem.X_gate, gate_log_probs)
-            log_prior = self._leaf_log_prior(levels)
-            log_resp = self.kernels.empty(log_prior.shape)
+            levels = self.gate_log_probs(params["gates"], problem.X_gate, gate_log_probs,
+                                         workspace)
+            log_prior = self._leaf_log_prior(levels, workspace)
+            log_resp = self._empty(workspace, "log_resp", shape)
             self.experts.log_prob(
                 self.kernels, params["experts"], problem.X_expert, problem.target, log_resp
             )
@@ -249,7 +280,9 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     root_bound = model.root_bound(problem)
     # The root's log-probabilities start the next M-step's first Boehning step.
     keep_root = root_bound is not None
-    ll, resp, *root = model.e_step(params, problem, keep_root=keep_root, exponentiate=True)
+    workspace = Workspace(kernels)
+    ll, resp, *root = model.e_step(params, problem, keep_root=keep_root, exponentiate=True,
+                                   workspace=workspace)
     objectives = [ll - model.objective_penalty(params)]
     # Experts whose M-step may lower the objective (fitted estimators): the best
     # iterate is kept, and returned if EM ends below it.
@@ -262,7 +295,8 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
                                          return_log_probs=True)
         root = None
         ll, resp, *root = model.e_step(params, problem, keep_root=keep_root,
-                                       gate_log_probs=log_probs, exponentiate=True)
+                                       gate_log_probs=log_probs, exponentiate=True,
+                                       workspace=workspace)
         objectives.append(ll - model.objective_penalty(params))
         change = (objectives[-1] - objectives[-2]) / total_weight
         if verbose >= 2 and n_iter % verbose_interval == 0:

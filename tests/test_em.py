@@ -17,7 +17,7 @@ from skmoe import (
     MixtureOfExpertsClassifier,
     MixtureOfExpertsRegressor,
 )
-from skmoe._em import Model, Problem
+from skmoe._em import Model, Problem, Workspace, run_em
 from skmoe._experts import GaussianExperts
 from skmoe._gating import _BOHNING_RELAXATION, bohning_bound, penalty, softmax_m_step
 from skmoe._kernels import get_backend
@@ -155,6 +155,25 @@ def test_flat_e_step_equals_the_three_kernel_path(known, exponentiate):
     assert fused[0] == plain[0]
     assert_array_equal(fused[1], plain[1])
     assert_array_equal(fused[2], plain[2])
+
+
+@pytest.mark.parametrize("branching, solver", [((4,), "bohning"), ((4,), "newton"),
+                                               ((3, 2), "bohning")])
+def test_em_in_a_workspace_is_em_in_new_arrays(branching, solver, monkeypatch):
+    """Reusing the E-step's arrays changes no number, and the arrays are reused."""
+    model, problem, params = _random_model(branching, solver, 5)
+    reused = run_em(model, problem, params, max_iter=6, tol=0.0)
+    workspace = Workspace(model.kernels)
+    first = model.e_step(params, problem, keep_root=True, workspace=workspace)
+    again = model.e_step(params, problem, keep_root=True, workspace=workspace)
+    assert again[1] is first[1] and again[2] is first[2]
+    monkeypatch.setattr(Workspace, "empty", lambda self, name, shape: self.kernels.empty(shape))
+    fresh = run_em(model, problem, params, max_iter=6, tol=0.0)
+    assert reused[1] == fresh[1]
+    for got, expected in zip(reused[0]["gates"], fresh[0]["gates"]):
+        assert_array_equal(got, expected)
+    assert_array_equal(reused[0]["experts"]["coef"], fresh[0]["experts"]["coef"])
+    assert_array_equal(reused[4], fresh[4])
 
 
 @pytest.mark.parametrize("branching", [(4,), (3, 2)])
