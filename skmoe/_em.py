@@ -67,7 +67,7 @@ class Problem:
 
 
 class Workspace:
-    """The (n_samples, K) arrays of one EM run's E-steps, reused from one to the next.
+    """The arrays of one EM run's E-steps (a row per sample), reused from one to the next.
 
     An E-step's results are read by the next M-step only, so the E-step after
     it may write over them. Fresh arrays would cost, every iteration, a device
