@@ -11,7 +11,8 @@ everything:
 3. one EM iteration (E-step and M-step, Boehning gate steps) at n=1e6, p=20,
    K=16 by phase, on the GPU and on the CPU backend;
 4. a full fit at n=1e7 with each backend (``init_params="random"``, a fixed
-   number of iterations so that both do the same work).
+   number of iterations so that both do the same work), and the fit's column
+   scaling and design built on the host or on the device.
 
 Usage::
 
@@ -114,6 +115,13 @@ def check_kernels(cpu, gpu, rng, n=20_000, p=7, K=6):
         [k.to_device(a) for a in levels], k.empty((n, 4)))))
     run("level_targets", lambda k: tuple(k.to_host(a) for a in k.level_targets(
         k.to_device(resp[:, :4] / resp[:, :4].sum(1, keepdims=True)), 2, 2, False)))
+    raw = np.column_stack([rng.normal(size=n), 1e300 * rng.uniform(-1, 1, size=n),
+                           np.full(n, 3.5), 5e307 + 1e306 * rng.uniform(size=n)])
+    run("weighted_scaling", lambda k: k.weighted_scaling(raw, w))
+    cols = np.array([3, 0, 1])
+    centre, spread = cpu.weighted_scaling(raw, w)
+    run("standardised_design", lambda k: k.to_host(k.standardised_design(
+        raw, cols, centre[cols], spread[cols], 30.0)))
 
     # Ordered reductions: the block size must not change a single bit.
     bits = []
@@ -414,6 +422,39 @@ def profile(n, p, K, repeats, rng, sweeps=False):
     return rows
 
 
+def preparation(X, w, repeats=3):
+    """A fit's column scaling and design, with the copy to the device: host vs device.
+
+    Before, the design was built on the host and copied over; now X is copied
+    and the scaling and the design are computed on the device. Best of ``repeats``.
+    """
+    cpu, gpu = get_backend("cpu"), get_backend("cuda")
+    every = np.arange(X.shape[1])
+    rows = {}
+
+    def on_host():
+        mean, scale = cpu.weighted_scaling(X, w)
+        return gpu.to_device(cpu.standardised_design(X, every, mean, scale, 1e3))
+
+    def on_device():
+        X_data, w_data = gpu.to_device(X), gpu.to_device(w)
+        mean, scale = gpu.weighted_scaling(X_data, w_data)
+        return gpu.standardised_design(X_data, every, mean, scale, 1e3)
+
+    def device_kernels(X_data, w_data):
+        mean, scale = gpu.weighted_scaling(X_data, w_data)
+        return gpu.standardised_design(X_data, every, mean, scale, 1e3)
+
+    sync = gpu.cuda.synchronize
+    rows["host scaling and design, then the design copied"] = time_it(on_host, sync, repeats)
+    rows["X copied, scaling and design on the device"] = time_it(on_device, sync, repeats)
+    X_data, w_data = gpu.to_device(X), gpu.to_device(w)
+    rows["   of which the scaling and design kernels"] = time_it(
+        lambda: device_kernels(X_data, w_data), sync, repeats)
+    # The two scalings agree to rounding, so the designs do too (not bit for bit).
+    return rows, rel(gpu.to_host(on_device()), gpu.to_host(on_host()))
+
+
 def full_fit(backend, X, y, max_iter):
     est = MixtureOfExpertsRegressor(16, init_params="random", max_iter=max_iter, tol=0.0,
                                     gate_solver="bohning", random_state=0, backend=backend)
@@ -489,6 +530,8 @@ def main(argv=None):
         N = args.fit_samples
         X = rng.normal(size=(N, p))
         y = X[:, 0] * np.sign(X[:, 1]) + 0.1 * rng.normal(size=N)
+        prep_rows, prep_diff = preparation(X, np.ones(N))
+        print("preparation timings done", flush=True)
         t_gpu, est_gpu = full_fit("cuda", X, y, args.fit_iter)
         t_gpu2, _ = full_fit("cuda", X, y, args.fit_iter)
         print(f"GPU fit done: {t_gpu:.1f} s, again {t_gpu2:.1f} s", flush=True)
@@ -499,7 +542,7 @@ def main(argv=None):
         t_cpu, est_cpu = full_fit("cpu", X, y, args.fit_iter)
         t_cpu0, _ = full_fit("cpu", X, y, 0)
         fit = (N, t_cpu, min(t_gpu, t_gpu2), est_cpu.lower_bound_, est_gpu.lower_bound_,
-               t_cpu0, t_gpu0)
+               t_cpu0, t_gpu0, prep_rows, prep_diff)
 
     say(header)
     say()
@@ -532,7 +575,7 @@ def main(argv=None):
         total = "one EM iteration (E + M)"
         say(f"iteration speed-up GPU over CPU: {cpu_iter[total][0] / gpu_iter[total][0]:.0f}x")
     if fit:
-        N, t_cpu, t_gpu, ll_cpu, ll_gpu, t_cpu0, t_gpu0 = fit
+        N, t_cpu, t_gpu, ll_cpu, ll_gpu, t_cpu0, t_gpu0, prep_rows, prep_diff = fit
         say()
         say(f"4. Full fit, n={N}, p={p}, K=16, init_params='random', {args.fit_iter} "
             f"iterations (tol=0), Boehning gate")
@@ -541,6 +584,10 @@ def main(argv=None):
             f"LL rel diff {abs(ll_gpu - ll_cpu) / abs(ll_cpu):.1e}")
         say(f"of which before the first iteration (a fit with max_iter=0): cpu {t_cpu0:.2f} s, "
             f"cuda {t_gpu0:.2f} s")
+        say(f"   the scaling and the design at n={N}, p={p}, best of 3 (s):")
+        for phase, (median, best) in prep_rows.items():
+            say(f"   {phase:52s} {best:7.3f}")
+        say(f"   designs' largest difference, relative: {prep_diff:.1e}")
     out = os.environ.get("OUT")
     if out:
         with open(os.path.join(out, "bench_cuda.txt"), "w") as fh:

@@ -60,7 +60,7 @@ def main(argv=None):
             estimator, X, y, dtype=np.float64, reset=False, y_numeric=True))
         state = estimator._fit_state(X, y, w, True)
         preparation = best_of(args.repeats, lambda: estimator._fit_state(X, y, w, True))
-        problem = type("Problem", (), {"weight": w, "target": state["target"]})
+        problem = state["problem"].on_host()
         starts = {}
         for init in ("random", "kmeans"):
             estimator.set_params(init_params=init)

@@ -41,7 +41,6 @@ from ._kernels._design import (
     all_finite,
     nearest_centres,
     standardised_design,
-    weighted_scaling,
 )
 from ._tree import GatingTree
 
@@ -189,17 +188,21 @@ def _congruence(jacobian, covariance):
     return out
 
 
-def _make_design(X, idx, mean, scale, bound=_MAX_STANDARDISED):
-    """Standardised columns ``idx`` of X after an intercept column."""
-    return standardised_design(X, idx, mean[idx], scale[idx], bound)
+def _make_design(X, idx, mean, scale, bound=_MAX_STANDARDISED, kernels=None):
+    """Standardised columns ``idx`` of X after an intercept column.
+
+    Built where ``kernels`` computes (from the X it holds), on the host by default.
+    """
+    build = standardised_design if kernels is None else kernels.standardised_design
+    return build(X, idx, mean[idx], scale[idx], bound)
 
 
-def _make_designs(X, gate_idx, expert_idx, mean, scale, bound=_MAX_STANDARDISED):
+def _make_designs(X, gate_idx, expert_idx, mean, scale, bound=_MAX_STANDARDISED, kernels=None):
     """Gate and expert designs; one shared array when they use the same columns."""
-    X_gate = _make_design(X, gate_idx, mean, scale, bound)
+    X_gate = _make_design(X, gate_idx, mean, scale, bound, kernels)
     if np.array_equal(gate_idx, expert_idx):
         return X_gate, X_gate
-    return X_gate, _make_design(X, expert_idx, mean, scale, bound)
+    return X_gate, _make_design(X, expert_idx, mean, scale, bound, kernels)
 
 
 @functools.cache
@@ -563,8 +566,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         state = self._fit_state(X, y, sample_weight, do_init)
         model = self._model(state["attributes"])
         self._check_n_samples(sample_weight, model.tree.n_leaves)
-        # On a GPU the data cross to the device here, once for every start.
-        problem = Problem(*state["designs"], state["target"], sample_weight).on(model.kernels)
+        problem = state["problem"]
         with _single_threaded_blas():
             model.root_bound(problem)  # once, shared by every start
 
@@ -635,9 +637,17 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
 
     def _fit_state(self, X, y, sample_weight, do_init):
-        """Everything fit derives from the data, without touching the estimator."""
+        """Everything fit derives from the data, without touching the estimator.
+
+        On a GPU, X, the target and the weights cross to the device here, once
+        for every start; the column scaling and the designs are computed there.
+        """
+        kernels = get_backend(self.backend)
+        target, target_attributes = self._encode_target(y, sample_weight, do_init)
+        problem = Problem(None, None, target, sample_weight).on(kernels)
+        X_data = kernels.to_device(X)
         if do_init:
-            x_mean, x_scale = weighted_scaling(X, sample_weight)
+            x_mean, x_scale = kernels.weighted_scaling(X_data, problem.weight)
             attributes = {
                 "_x_mean": x_mean,
                 "_x_scale": x_scale,
@@ -647,20 +657,24 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         else:
             attributes = {k: getattr(self, k)
                           for k in ("_x_mean", "_x_scale", "_gate_idx", "_expert_idx")}
-        target, target_attributes = self._encode_target(y, sample_weight, do_init)
-        designs = _make_designs(X, attributes["_gate_idx"], attributes["_expert_idx"],
-                                attributes["_x_mean"], attributes["_x_scale"])
-        # The initialisations need X standardised; a design that holds every column
-        # already is that, after its intercept column, so reuse it rather than copy X.
-        every_column = np.arange(X.shape[1])
-        for idx, design in zip((attributes["_gate_idx"], attributes["_expert_idx"]), designs):
-            if np.array_equal(idx, every_column):
-                X_std = design[:, 1:]
-                break
-        else:
-            X_std = (_make_design(X, every_column, attributes["_x_mean"],
-                                  attributes["_x_scale"])[:, 1:] if do_init else None)
-        return {"designs": designs, "target": target, "X_std": X_std,
+        designs = _make_designs(X_data, attributes["_gate_idx"], attributes["_expert_idx"],
+                                attributes["_x_mean"], attributes["_x_scale"], kernels=kernels)
+        problem = replace(problem, X_gate=designs[0], X_expert=designs[1])
+        # The starts other than "random" need X standardised on the host; a
+        # design there that holds every column already is that, after its
+        # intercept column, so reuse it rather than copy X.
+        X_std = None
+        if do_init and self.init_params != "random":
+            every_column = np.arange(X.shape[1])
+            for idx, design in zip((attributes["_gate_idx"], attributes["_expert_idx"]),
+                                   designs):
+                if isinstance(design, np.ndarray) and np.array_equal(idx, every_column):
+                    X_std = design[:, 1:]
+                    break
+            else:
+                X_std = _make_design(X, every_column, attributes["_x_mean"],
+                                     attributes["_x_scale"])[:, 1:]
+        return {"problem": problem, "X_std": X_std,
                 "attributes": {**attributes, **target_attributes}}
 
     def _set_gate_attributes(self):

@@ -38,7 +38,8 @@ class Problem:
         The root gate's fixed Boehning bound, once computed (``Model.root_bound``).
     host : Problem or None
         The same problem in NumPy arrays when this one lives on a device
-        (see :meth:`on`); None when this one is on the host.
+        (see :meth:`on`), its designs None where they were built on the
+        device; None when this one is on the host.
     """
 
     X_gate: np.ndarray
@@ -52,14 +53,16 @@ class Problem:
         """This problem with its arrays where ``kernels`` computes (itself on the CPU).
 
         The large arrays cross to a device once here, for the whole fit; a
-        design shared by the gate and the experts crosses once.
+        design shared by the gate and the experts crosses once, and arrays
+        already there (or None) stay as they are.
         """
-        X_gate = kernels.to_device(self.X_gate)
-        if X_gate is self.X_gate:
-            return self
+        X_gate = None if self.X_gate is None else kernels.to_device(self.X_gate)
         X_expert = X_gate if self.X_expert is self.X_gate else kernels.to_device(self.X_expert)
-        return Problem(X_gate, X_expert, kernels.to_device(self.target),
-                       kernels.to_device(self.weight), self.root_bound, host=self.on_host())
+        target, weight = kernels.to_device(self.target), kernels.to_device(self.weight)
+        if all(a is b for a, b in zip((X_gate, X_expert, target, weight),
+                                      (self.X_gate, self.X_expert, self.target, self.weight))):
+            return self
+        return Problem(X_gate, X_expert, target, weight, self.root_bound, host=self.on_host())
 
     def on_host(self):
         """The problem in NumPy arrays (itself when it is on the host)."""

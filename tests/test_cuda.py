@@ -330,6 +330,50 @@ def test_chunk_sums_in_lane_order(n_chunks):
     assert_array_equal(gpu._sum_chunks(gpu.to_device(partial)), expected)
 
 
+def _columns_for_scaling(rng, n):
+    """Ordinary, huge, tiny, constant and near-overflow columns."""
+    return np.column_stack([
+        rng.normal(size=n),
+        1e300 * rng.uniform(-1, 1, size=n),
+        1e-300 * rng.normal(size=n),
+        np.full(n, 3.5),
+        5e307 + 1e306 * rng.uniform(size=n),
+    ])
+
+
+def test_weighted_scaling_on_the_device():
+    """Chunk moments on the GPU, combined on the host: the oracle's and the CPU's numbers."""
+    rng = np.random.RandomState(5)
+    n = 61
+    X = _columns_for_scaling(rng, n)
+    w = rng.uniform(0.0, 2.0, size=n)
+    w[:15] = 0.0  # whole chunks of no weight, and a first row of weight after them
+    X[3, 0] = 1e200  # a row of no weight counts in no statistic
+    mean, scale = gpu.weighted_scaling(gpu.to_device(X), gpu.to_device(w))
+    expected_mean, expected_scale = ref.weighted_scaling(X, w)
+    assert_allclose(mean, expected_mean, rtol=1e-12, atol=0)
+    assert_allclose(scale, expected_scale, rtol=1e-12, atol=0)
+    cpu_mean, cpu_scale = cpu.weighted_scaling(X, w)
+    assert_allclose(mean, cpu_mean, rtol=1e-14, atol=0)
+    assert_allclose(scale, cpu_scale, rtol=1e-14, atol=0)
+    assert mean[3] == 3.5 and scale[3] == 1.0
+
+
+def test_standardised_design_on_the_device_is_the_cpus_bit_for_bit():
+    rng = np.random.RandomState(6)
+    X = _columns_for_scaling(rng, 19)
+    mean, scale = cpu.weighted_scaling(X, np.ones(19))
+    X[4, 4] = -1.7e308  # the difference from the mean overflows: halved first
+    X[5, 0] = 1e6  # saturated at the bound
+    idx = np.array([4, 0, 2, 4])
+    with warnings.catch_warnings():  # the simulator's threads compute in NumPy scalars
+        warnings.simplefilter("ignore", RuntimeWarning)
+        design = gpu.standardised_design(gpu.to_device(X), idx, mean[idx], scale[idx], 50.0)
+    expected = cpu.standardised_design(X, idx, mean[idx], scale[idx], 50.0)
+    assert np.all(np.isfinite(expected)) and np.abs(expected[:, 1:]).max() == 50.0
+    assert_array_equal(gpu.to_host(design), expected)
+
+
 def test_host_kernels_fall_back_to_cpu():
     """Kernels with no CUDA build are the CPU's, and a missing name is an AttributeError."""
     assert gpu.to_host is not cpu.to_host
@@ -355,7 +399,8 @@ _y3 = np.digitize(_X[:, 0] + _X[:, 1], [-0.5, 0.5])
     (HierarchicalMixtureOfExpertsRegressor((2, 2), max_iter=2, gate_solver="bohning"), _y),
     (MixtureOfExpertsClassifier(2, max_iter=1), _y3),
     (HierarchicalMixtureOfExpertsClassifier((2, 2), max_iter=1, init_params="tree"), _y2),
-], ids=["moe-reg", "hme-reg-bohning", "moe-clf-3-classes", "hme-clf"])
+    (MixtureOfExpertsRegressor(2, max_iter=2, gate_features=[1]), _y),
+], ids=["moe-reg", "hme-reg-bohning", "moe-clf-3-classes", "hme-clf", "moe-two-designs"])
 def test_fit_matches_cpu(estimator, target, small_geometry):
     weights = np.random.RandomState(1).uniform(0.5, 2.0, size=_X.shape[0])
     fitted = {}

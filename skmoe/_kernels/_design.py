@@ -1,11 +1,13 @@
-"""Column scaling and standardised designs: the host-side preparation of a fit.
+"""Column scaling and standardised designs on the host: the preparation of a fit.
 
-Each function makes one or two passes over X in row groups on the CPU
-backend's thread pool, with serial ``nogil`` Numba per group, instead of the
-half-dozen NumPy passes and X-sized temporaries the same arithmetic takes
-with whole-array operations (at n = 1e7 that preparation took longer than the
-EM iterations on a GPU). Sums are combined in group order, so the results do
-not depend on the number of threads.
+``weighted_scaling`` and ``standardised_design`` are the CPU backend's (a GPU
+backend has its own, on the data it holds); :func:`scaling_from_moments`
+combines the row groups' moments of either. Each function makes one or two
+passes over X in row groups on the thread pool, with serial ``nogil`` Numba
+per group, instead of the half-dozen NumPy passes and X-sized temporaries
+the same arithmetic takes with whole-array operations (at n = 1e7 that
+preparation took longer than the EM iterations on a GPU). Sums are combined
+in group order, so the results do not depend on the number of threads.
 """
 
 import math
@@ -14,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from .. import _config
-from .cpu import _map_groups
+from ._pool import _map_groups
 
 # No C-callable (cfunc) wrapper: nothing calls these through a pointer (see cpu.py).
 _jit = njit(cache=_config.NUMBA_CACHE, nogil=True, no_cfunc_wrapper=True)
@@ -94,6 +96,81 @@ def _design_rows(X, idx, mean, scale, bound, start, stop, out):
             out[i, j + 1] = min(max(result, -bound), bound)
 
 
+def group_moments(X, w):
+    """Each row group's weight, range and moments, in units of its own largest values.
+
+    The groups of :mod:`._pool`, each on a thread of the pool; only rows of
+    positive weight count.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Finite values.
+    w : ndarray of shape (n_samples,)
+        Non-negative weights.
+
+    Returns
+    -------
+    weight : ndarray of shape (n_groups,)
+    high, low, unit_mean, unit_m2 : ndarray of shape (n_groups, n_features)
+        Each group's largest and smallest values, and its weighted mean and
+        sum of squared deviations of ``X / max(high, -low)`` (divided by 1
+        where that is 0); zeros and infinities for a group of no weight.
+    """
+    p = X.shape[1]
+
+    def group(start, stop):
+        high, low = np.full(p, -np.inf), np.full(p, np.inf)
+        unit_mean, unit_m2 = np.zeros(p), np.zeros(p)
+        weight = _group_moments(X, w, start, stop, high, low, unit_mean, unit_m2)
+        return weight, high, low, unit_mean, unit_m2
+
+    parts = list(_map_groups(X.shape[0], group))
+    return (np.array([part[0] for part in parts]),
+            *(np.array([part[k] for part in parts]).reshape(len(parts), p) for k in range(1, 5)))
+
+
+def scaling_from_moments(weight, high, low, unit_mean, unit_m2, first_row):
+    """Column means and standard deviations from the moments of row groups.
+
+    The groups are combined by Chan, Golub and LeVeque's update, each in the
+    units of the common largest values; groups of no weight are left out.
+
+    Parameters
+    ----------
+    weight, high, low, unit_mean, unit_m2 : ndarray
+        As :func:`group_moments` returns them; at least one weight positive.
+    first_row : ndarray of shape (n_features,)
+        The first row of positive weight: the value of a constant column.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_features,)
+    """
+    keep = weight > 0
+    weight, high, low = weight[keep][:, None], high[keep], low[keep]
+    unit_mean, unit_m2 = unit_mean[keep], unit_m2[keep]
+    column_high, column_low = high.max(axis=0), low.min(axis=0)
+    max_abs = np.maximum(column_high, -column_low)
+    max_abs[max_abs == 0] = 1.0
+    total = weight.sum()
+    # Each group's units in the common ones: the ratio is at most 1, and 0
+    # where the group's values are all 0 (its moments are 0 then).
+    ratio = np.maximum(high, -low) / max_abs
+    group_mean = unit_mean * ratio
+    # Sums over axis 0 add the groups in group order.
+    mean = (weight * group_mean).sum(axis=0) / total
+    shift = group_mean - mean
+    m2 = (unit_m2 * ratio * ratio + weight * shift * shift).sum(axis=0)
+    scale = np.sqrt(m2 / total) * max_abs
+    mean *= max_abs
+    constant = column_high == column_low
+    # A constant column becomes exactly 0: the ridge then pins its coefficient.
+    mean[constant] = first_row[constant]
+    scale[constant | ~(scale > 0) | ~np.isfinite(scale)] = 1.0
+    return mean, scale
+
+
 def weighted_scaling(X, w):
     """Weighted column means and standard deviations (1 for constant columns).
 
@@ -103,9 +180,8 @@ def weighted_scaling(X, w):
     squared deviations overflow (values near 1e308) or underflow (near 1e-300).
     Each row group takes its mean and squared deviations in two passes over
     its rows (which stay in cache), in units of its own largest values; the
-    groups are then combined in group order (Chan, Golub and LeVeque's
-    update), so X is read from memory once and the result does not depend on
-    the number of threads.
+    groups are then combined (:func:`scaling_from_moments`), so X is read from
+    memory once and the result does not depend on the number of threads.
 
     Parameters
     ----------
@@ -118,38 +194,7 @@ def weighted_scaling(X, w):
     -------
     mean, scale : ndarray of shape (n_features,)
     """
-    n, p = X.shape
-
-    def group(start, stop):
-        high, low = np.full(p, -np.inf), np.full(p, np.inf)
-        unit_mean, unit_m2 = np.zeros(p), np.zeros(p)
-        weight = _group_moments(X, w, start, stop, high, low, unit_mean, unit_m2)
-        return weight, high, low, unit_mean, unit_m2
-
-    parts = [part for part in _map_groups(n, group) if part[0] > 0]
-    high = np.max([part[1] for part in parts], axis=0)
-    low = np.min([part[2] for part in parts], axis=0)
-    max_abs = np.maximum(high, -low)
-    max_abs[max_abs == 0] = 1.0
-    total = float(sum(part[0] for part in parts))
-    # Each group's units in the common ones: the ratio is at most 1, and 0
-    # where the group's values are all 0 (its moments are 0 then).
-    ratios = [np.maximum(part[1], -part[2]) / max_abs for part in parts]
-    unit_mean = np.zeros(p)
-    for (weight, _, _, mean_g, _), ratio in zip(parts, ratios):
-        unit_mean += weight * (mean_g * ratio)
-    unit_mean /= total
-    unit_m2 = np.zeros(p)
-    for (weight, _, _, mean_g, m2_g), ratio in zip(parts, ratios):
-        shift = mean_g * ratio - unit_mean
-        unit_m2 += m2_g * ratio * ratio + weight * shift * shift
-    mean = unit_mean * max_abs
-    scale = np.sqrt(unit_m2 / total) * max_abs
-    constant = high == low
-    # A constant column becomes exactly 0: the ridge then pins its coefficient.
-    mean[constant] = X[np.flatnonzero(w > 0)[0], constant]
-    scale[constant | ~(scale > 0) | ~np.isfinite(scale)] = 1.0
-    return mean, scale
+    return scaling_from_moments(*group_moments(X, w), X[np.flatnonzero(w > 0)[0]])
 
 
 def standardised_design(X, idx, mean, scale, bound):

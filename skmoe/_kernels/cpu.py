@@ -25,17 +25,19 @@ n and K than it saved), with reassociated sums that LLVM splits into SIMD lanes.
 
 import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from .. import _config
 from . import _rowops
+
+# The preparation of a fit runs on the host's thread pool (explicit re-exports).
+from ._design import standardised_design as standardised_design
+from ._design import weighted_scaling as weighted_scaling
 from ._fastexp import exp as _exp
 from ._fastexp import log as _log
+from ._pool import _map_groups, _sum_groups
 
 # Numba wraps every compiled function for calls from Python and for calls through
 # a C pointer (cfunc), lowers, optimises and machine-codes both wrappers in the
@@ -61,7 +63,7 @@ _EMPTY_IDX = np.zeros(0, dtype=np.int64)
 _EMPTY_1D = np.zeros(0)
 
 # --------------------------------------------------------------------------
-# Row groups and the thread pool
+# Row kernels outside EM
 
 
 class _RowKernel:
@@ -82,41 +84,6 @@ class _RowKernel:
         """Run on ``args``; ``work`` (about the number of inner-loop steps) picks the build."""
         build = self.parallel if work >= _config.PARALLEL_MIN_WORK else self.serial
         return build(*args)
-
-
-_POOL = {"key": None, "executor": None}
-
-
-def _executor(threads):
-    """The shared thread pool, rebuilt if the thread count or the process changed."""
-    key = (threads, os.getpid())
-    if _POOL["key"] != key:
-        _POOL["executor"] = ThreadPoolExecutor(max_workers=threads,
-                                               thread_name_prefix="skmoe")
-        _POOL["key"] = key
-    return _POOL["executor"]
-
-
-def _groups(n):
-    size = _config.CHUNK_SIZE * _config.GROUP_CHUNKS
-    return [(start, min(n, start + size)) for start in range(0, n, size)]
-
-
-def _map_groups(n, fn):
-    """``fn(start, stop)`` for every row group, results in group order."""
-    groups = _groups(n)
-    # The group count first: numba.get_num_threads() takes a lock (a microsecond).
-    if len(groups) < _config.PARALLEL_MIN_GROUPS or numba.get_num_threads() <= 1:
-        return [fn(start, stop) for start, stop in groups]
-    return _executor(numba.get_num_threads()).map(lambda g: fn(*g), groups)
-
-
-def _sum_groups(n, fn):
-    """Element-wise sum, in group order, of the tuples of arrays ``fn`` returns."""
-    total = None
-    for part in _map_groups(n, fn):
-        total = list(part) if total is None else [a + b for a, b in zip(total, part)]
-    return total
 
 
 def _blocks(start, stop, width):

@@ -42,7 +42,7 @@ import numpy as np
 from numba import float64, uint64
 
 from .. import _config
-from . import _rowops
+from . import _design, _rowops
 from . import cpu as _cpu
 
 _INSTALL_HINT = (
@@ -360,6 +360,139 @@ def hard_responsibilities(labels, n_columns, softening):
     if n:
         _hard_rows_kernel[_blocks(n), _threads()](labels, float(softening), resp)
     return resp
+
+
+# --------------------------------------------------------------------------
+# Column scaling and designs: a fit's preparation, where the data are
+
+
+@cuda.jit
+def _chunk_moments_kernel(X, w, chunk_size, weight, high, low, unit_mean, unit_m2, first):
+    """One chunk's moments of one column, formed as ``_design.group_moments`` forms a group's.
+
+    One thread per (chunk, column), the column fastest: a warp reads
+    consecutive entries of a row. ``first`` receives the chunk's first row of
+    positive weight.
+    """
+    n, p = X.shape
+    q = cuda.grid(1)
+    if q >= weight.shape[0] * p:
+        return
+    c = q // p
+    j = q - c * p
+    start = c * chunk_size
+    stop = min(n, start + chunk_size)
+    total = 0.0
+    hi = -math.inf
+    lo = math.inf
+    first_value = 0.0
+    for i in range(start, stop):
+        if w[i] > 0:
+            value = X[i, j]
+            if total == 0.0:
+                first_value = value
+            total += w[i]
+            hi = max(hi, value)
+            lo = min(lo, value)
+    mean = 0.0
+    m2 = 0.0
+    if total > 0.0:
+        max_abs = max(hi, -lo)
+        if max_abs == 0.0:
+            max_abs = 1.0
+        for i in range(start, stop):
+            if w[i] > 0:
+                mean += w[i] * (X[i, j] / max_abs)
+        mean /= total
+        for i in range(start, stop):
+            # A row of zero weight may lie beyond max_abs: its square could overflow.
+            if w[i] > 0:
+                deviation = X[i, j] / max_abs - mean
+                m2 += w[i] * deviation * deviation
+    if j == 0:
+        weight[c] = total
+    high[c, j] = hi
+    low[c, j] = lo
+    unit_mean[c, j] = mean
+    unit_m2[c, j] = m2
+    first[c, j] = first_value
+
+
+def weighted_scaling(X, w):
+    """Weighted column means and standard deviations of the data on the device.
+
+    The moments of each chunk of ``_config.CUDA_CHUNK_SIZE`` rows are formed
+    on the GPU as the CPU backend forms a group's, and combined on the host by
+    the same code (``_design.scaling_from_moments``); only O(n p / chunk)
+    numbers come back. The two backends agree to rounding.
+
+    Parameters
+    ----------
+    X : device array or ndarray of shape (n_samples, n_features)
+        Finite values.
+    w : device array or ndarray of shape (n_samples,)
+        Non-negative weights, at least one positive, with a finite sum.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_features,)
+    """
+    X, w = _dev(X), _dev(w)
+    n, p = X.shape
+    chunks = _n_chunks(n)
+    moments = [cuda.device_array(chunks)] + [cuda.device_array((chunks, p)) for _ in range(5)]
+    _chunk_moments_kernel[_blocks(chunks * p), _threads()](X, w, _config.CUDA_CHUNK_SIZE,
+                                                           *moments)
+    weight, high, low, unit_mean, unit_m2, first = (a.copy_to_host() for a in moments)
+    return _design.scaling_from_moments(weight, high, low, unit_mean, unit_m2,
+                                        first[np.flatnonzero(weight > 0)[0]])
+
+
+@cuda.jit
+def _design_kernel(X, idx, mean, scale, bound, out):
+    """The entries of ``standardised_design``, one thread each, a row's consecutive."""
+    q = cuda.grid(1)
+    n, width = out.shape
+    if q >= n * width:
+        return
+    i = q // width
+    c = q - i * width
+    if c == 0:
+        out[i, 0] = 1.0
+        return
+    j = c - 1
+    value = X[i, idx[j]]
+    result = (value - mean[j]) / scale[j]
+    if not math.isfinite(result):
+        # The difference overflowed (values near 1e308): halve first.
+        result = (0.5 * value - 0.5 * mean[j]) / (0.5 * scale[j])
+    out[i, c] = min(max(result, -bound), bound)
+
+
+def standardised_design(X, idx, mean, scale, bound):
+    """An intercept column, then ``(X[:, idx] - mean) / scale`` saturated at ``+-bound``.
+
+    Built on the device from the X it holds: the same operations as the CPU
+    backend's, so for the same ``mean`` and ``scale`` the same bits.
+
+    Parameters
+    ----------
+    X : device array or ndarray of shape (n_samples, n_features)
+    idx : ndarray of shape (n_columns,), dtype intp
+    mean, scale : ndarray of shape (n_columns,)
+        For the columns ``idx``; ``scale`` is positive.
+    bound : float
+
+    Returns
+    -------
+    design : device array of shape (n_samples, n_columns + 1)
+    """
+    X = _dev(X)
+    out = cuda.device_array((X.shape[0], np.size(idx) + 1))
+    if out.size:
+        _design_kernel[_blocks(out.size), _threads()](
+            X, _dev(idx, np.int64), _dev(mean), _dev(scale), float(bound), out)
+    return out
 
 
 def as_column(w):

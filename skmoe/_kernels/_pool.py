@@ -1,0 +1,47 @@
+"""Row groups and the thread pool that runs them (the CPU backend's and the host's).
+
+Rows are split into groups of ``GROUP_CHUNKS * CHUNK_SIZE``: the partition
+depends on the problem size only, so sums combined in group order do not
+depend on the number of threads.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+
+from .. import _config
+
+_POOL = {"key": None, "executor": None}
+
+
+def _executor(threads):
+    """The shared thread pool, rebuilt if the thread count or the process changed."""
+    key = (threads, os.getpid())
+    if _POOL["key"] != key:
+        _POOL["executor"] = ThreadPoolExecutor(max_workers=threads,
+                                               thread_name_prefix="skmoe")
+        _POOL["key"] = key
+    return _POOL["executor"]
+
+
+def _groups(n):
+    size = _config.CHUNK_SIZE * _config.GROUP_CHUNKS
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def _map_groups(n, fn):
+    """``fn(start, stop)`` for every row group, results in group order."""
+    groups = _groups(n)
+    # The group count first: numba.get_num_threads() takes a lock (a microsecond).
+    if len(groups) < _config.PARALLEL_MIN_GROUPS or numba.get_num_threads() <= 1:
+        return [fn(start, stop) for start, stop in groups]
+    return _executor(numba.get_num_threads()).map(lambda g: fn(*g), groups)
+
+
+def _sum_groups(n, fn):
+    """Element-wise sum, in group order, of the tuples of arrays ``fn`` returns."""
+    total = None
+    for part in _map_groups(n, fn):
+        total = list(part) if total is None else [a + b for a, b in zip(total, part)]
+    return total
