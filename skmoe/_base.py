@@ -66,47 +66,27 @@ _KMEANS_MAX_SAMPLES = 100_000
 _MAX_STANDARDISED = 1e100
 
 
-def _standardise(values, mean, scale, bound=_MAX_STANDARDISED, out=None):
-    """``(values - mean) / scale`` without overflow, saturated at ``+-bound``.
-
-    For finite inputs the result is finite and never NaN: a difference that
-    overflows is recomputed from halved operands, and magnitudes above
-    ``bound`` are clipped to it.
-
-    Parameters
-    ----------
-    values : ndarray
-    mean, scale : ndarray or float
-        Broadcast against ``values``; ``scale`` is positive.
-    bound : float, default=_MAX_STANDARDISED
-    out : ndarray, default=None
-        Where to write the result (modified in place).
-
-    Returns
-    -------
-    standardised : ndarray of the shape of ``values``
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = np.divide(np.subtract(values, mean), scale, out=out)
-        overflow = ~np.isfinite(result)
-        if overflow.any():
-            halved = (np.broadcast_to(values, result.shape) * 0.5
-                      - np.broadcast_to(mean, result.shape) * 0.5)
-            halved /= np.broadcast_to(scale, result.shape) * 0.5
-            result[overflow] = halved[overflow]
-    return np.clip(result, -bound, bound, out=result)
-
-
-def _validate(estimator, X, y="no_validation", **kwargs):
+def _validate(estimator, X, y="no_validation", check_finite=True, **kwargs):
     """scikit-learn's ``validate_data``, with X's finiteness checked on the thread pool.
 
-    A non-finite X is then checked again by scikit-learn, for its own error.
+    ``check_finite=False`` leaves that check to the caller (a fit checks the
+    copy its backend holds: see :func:`_check_finite`).
     """
     out = validate_data(estimator, X, y, ensure_all_finite=False, **kwargs)
-    X = out if isinstance(y, str) and y == "no_validation" else out[0]
-    if not all_finite(X):
-        check_array(X, ensure_all_finite=True, input_name="X", estimator=estimator)
+    if check_finite:
+        _check_finite(estimator, out if isinstance(y, str) and y == "no_validation"
+                      else out[0], all_finite)
     return out
+
+
+def _check_finite(estimator, X, all_finite, X_data=None):
+    """Raise scikit-learn's error for a non-finite X.
+
+    ``all_finite`` (a backend's) checks ``X_data``, the copy it holds (X by
+    default); scikit-learn then checks X again, for its own error.
+    """
+    if not all_finite(X if X_data is None else X_data):
+        check_array(X, ensure_all_finite=True, input_name="X", estimator=estimator)
 
 
 def _check_numeric_columns(X):
@@ -555,8 +535,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not do_init:
             self._check_warm_start()
         _check_numeric_columns(X)
-        X, y = _validate(self, X, y, dtype=np.float64, ensure_min_samples=2, reset=do_init,
-                         y_numeric=is_regressor(self))
+        # X's finiteness is checked where its backend holds it (_fit_state).
+        X, y = _validate(self, X, y, check_finite=False, dtype=np.float64, ensure_min_samples=2,
+                         reset=do_init, y_numeric=is_regressor(self))
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
@@ -643,9 +624,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         for every start; the column scaling and the designs are computed there.
         """
         kernels = get_backend(self.backend)
+        X_data = kernels.to_device(X)
+        _check_finite(self, X, kernels.all_finite, X_data)
         target, target_attributes = self._encode_target(y, sample_weight, do_init)
         problem = Problem(None, None, target, sample_weight).on(kernels)
-        X_data = kernels.to_device(X)
         if do_init:
             x_mean, x_scale = kernels.weighted_scaling(X_data, problem.weight)
             attributes = {

@@ -8,9 +8,9 @@ from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 
-from ._base import BaseMixtureOfExperts, _standardise, branching_constraint
+from ._base import _MAX_STANDARDISED, BaseMixtureOfExperts, branching_constraint
 from ._experts import EstimatorExperts, GaussianExperts
-from ._kernels._design import weighted_scaling
+from ._kernels._design import standardise, weighted_scaling
 
 
 class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -30,12 +30,13 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 "For class labels use a MixtureOfExpertsClassifier."
             )
         if reset:
-            mean, scale = weighted_scaling(y[:, None].astype(np.float64), sample_weight)
+            mean, scale = weighted_scaling(
+                np.ascontiguousarray(y, dtype=np.float64).reshape(-1, 1), sample_weight)
             attributes = {"_y_mean": float(mean[0]), "_y_scale": float(scale[0])}
         else:
             attributes = {"_y_mean": self._y_mean, "_y_scale": self._y_scale}
-        target = _standardise(y, attributes["_y_mean"], attributes["_y_scale"])
-        return np.ascontiguousarray(target), attributes
+        target = standardise(y, attributes["_y_mean"], attributes["_y_scale"], _MAX_STANDARDISED)
+        return target, attributes
 
     def _output_scale(self):
         return self._y_scale

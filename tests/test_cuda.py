@@ -359,6 +359,19 @@ def test_weighted_scaling_on_the_device():
     assert mean[3] == 3.5 and scale[3] == 1.0
 
 
+@pytest.mark.parametrize("blocks", [1, 4096])
+def test_all_finite_on_the_device(blocks, monkeypatch):
+    """Any NaN or inf anywhere is found, by a grid of one block or of many."""
+    monkeypatch.setattr(gpu, "_FINITE_BLOCKS", blocks)
+    X = np.random.RandomState(7).normal(size=(13, 3))
+    assert gpu.all_finite(gpu.to_device(X)) and gpu.all_finite(np.empty((0, 3)))
+    for bad in (np.nan, np.inf, -np.inf):
+        for at in [(0, 0), (12, 2), (6, 1)]:
+            Y = X.copy()
+            Y[at] = bad
+            assert not gpu.all_finite(gpu.to_device(Y))
+
+
 def test_standardised_design_on_the_device_is_the_cpus_bit_for_bit():
     rng = np.random.RandomState(6)
     X = _columns_for_scaling(rng, 19)
@@ -429,6 +442,17 @@ def test_fit_matches_cpu(estimator, target, small_geometry):
     for key in ("predict", "score_samples", "resp", "gate", "bic", "stderr"):
         assert_allclose(b[key], a[key], rtol=1e-8, atol=1e-10, err_msg=key)
     assert_array_equal(b["apply"], a["apply"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_fit_on_the_device_rejects_non_finite_x(bad):
+    """The device checks the X it holds; the error is scikit-learn's, and nothing is fitted."""
+    X = _X.copy()
+    X[17, 1] = bad
+    est = MixtureOfExpertsRegressor(2, max_iter=1, backend="cuda")
+    with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+        est.fit(X, _y)
+    assert not hasattr(est, "converged_") and not hasattr(est, "n_features_in_")
 
 
 @pytest.mark.parametrize("small_geometry", [(16, 9, 400)], indirect=True)

@@ -12,6 +12,7 @@ from skmoe._kernels import _rowops, cpu
 from skmoe._kernels._design import (
     all_finite,
     nearest_centres,
+    standardise,
     standardised_design,
     weighted_scaling,
 )
@@ -93,6 +94,22 @@ def test_design_matches_the_numpy_oracle(grouping, order):
     np.testing.assert_array_equal(design[:, 0], 1.0)
     np.testing.assert_allclose(design, expected, rtol=1e-15, atol=0)
     assert np.all(np.abs(design) <= 1e100)
+
+
+@pytest.mark.parametrize("column", [0, 1, 4])
+def test_standardised_values_are_a_design_column(grouping, column):
+    """The target's one-pass standardisation: the oracle's, saturation and overflow included."""
+    rng = np.random.default_rng(3)
+    X = _columns_of_every_kind(rng, 61)
+    X[0, 4], X[1, 4] = -1.7e308, 1.7e308
+    mean, scale = {0: (0.5, 1e-200), 1: (-3e307, 2.0), 4: (1e308, 1e-10)}[column]
+    values = X[:, column]  # a strided column: copied contiguous first
+    got = standardise(values, mean, scale, 1e100)
+    expected = reference.standardised_design(X, np.array([column]), np.array([mean]),
+                                             np.array([scale]), 1e100)[:, 1]
+    assert got.shape == (61,) and got.flags.c_contiguous
+    np.testing.assert_allclose(got, expected, rtol=1e-15, atol=0)
+    assert np.all(np.abs(got) <= 1e100) and np.abs(got).max() == 1e100
 
 
 @settings(max_examples=60, deadline=None)

@@ -26,7 +26,9 @@ def get_backend(name):
         ``softmax_stats``, ``mix`` and ``mix_categorical``, and the array plumbing
         of the EM layer (``to_device``, ``to_host``, ``empty``, ``exp``,
         ``as_column``, ``total``, ``leaf_log_prior``, ``level_targets``,
-        ``random_responsibilities``, ``hard_responsibilities``).
+        ``random_responsibilities``, ``hard_responsibilities``), and a fit's
+        preparation where the data are (``all_finite``, ``weighted_scaling``,
+        ``standardised_design``).
 
     Raises
     ------

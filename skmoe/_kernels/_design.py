@@ -84,16 +84,29 @@ def _group_moments(X, w, start, stop, high, low, unit_mean, unit_m2):
 
 
 @_jit
-def _design_rows(X, idx, mean, scale, bound, start, stop, out):
+def _standardised_rows(X, idx, mean, scale, bound, start, stop, out):
+    # An intercept column first when ``out`` has one more column than ``idx``.
+    first = out.shape[1] - idx.size
     for i in range(start, stop):
-        out[i, 0] = 1.0
+        if first:
+            out[i, 0] = 1.0
         for j in range(idx.size):
             value = X[i, idx[j]]
             result = (value - mean[j]) / scale[j]
             if not math.isfinite(result):
                 # The difference overflowed (values near 1e308): halve first.
                 result = (0.5 * value - 0.5 * mean[j]) / (0.5 * scale[j])
-            out[i, j + 1] = min(max(result, -bound), bound)
+            out[i, j + first] = min(max(result, -bound), bound)
+
+
+def _standardised(X, idx, mean, scale, bound, intercept):
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    out = np.empty((X.shape[0], idx.size + intercept))
+    mean = np.ascontiguousarray(mean, dtype=np.float64)
+    scale = np.ascontiguousarray(scale, dtype=np.float64)
+    list(_map_groups(X.shape[0], lambda start, stop: _standardised_rows(
+        X, idx, mean, scale, float(bound), start, stop, out)))
+    return out
 
 
 def group_moments(X, w):
@@ -215,13 +228,29 @@ def standardised_design(X, idx, mean, scale, bound):
     -------
     design : ndarray of shape (n_samples, n_columns + 1)
     """
-    out = np.empty((X.shape[0], idx.size + 1))
-    idx = np.ascontiguousarray(idx, dtype=np.int64)
-    mean = np.ascontiguousarray(mean, dtype=np.float64)
-    scale = np.ascontiguousarray(scale, dtype=np.float64)
-    list(_map_groups(X.shape[0], lambda start, stop: _design_rows(
-        X, idx, mean, scale, float(bound), start, stop, out)))
-    return out
+    return _standardised(X, idx, mean, scale, bound, intercept=True)
+
+
+def standardise(values, mean, scale, bound):
+    """``(values - mean) / scale`` saturated at ``+-bound``, as one design column.
+
+    One pass on the thread pool (NumPy's whole-array version took four, and
+    three temporaries of the size of ``values``).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples,)
+        Finite values.
+    mean, scale : float
+        ``scale`` is positive.
+    bound : float
+
+    Returns
+    -------
+    standardised : ndarray of shape (n_samples,)
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1, 1)
+    return _standardised(values, [0], [mean], [scale], bound, intercept=False)[:, 0]
 
 
 def nearest_centres(X, target, centres):

@@ -33,6 +33,7 @@ from .. import _config
 from . import _rowops
 
 # The preparation of a fit runs on the host's thread pool (explicit re-exports).
+from ._design import all_finite as all_finite
 from ._design import standardised_design as standardised_design
 from ._design import weighted_scaling as weighted_scaling
 from ._fastexp import exp as _exp

@@ -367,6 +367,37 @@ def hard_responsibilities(labels, n_columns, softening):
 
 
 @cuda.jit
+def _all_finite_kernel(a, flag):
+    # Every thread that finds a non-finite entry writes the same 1: no race on the result.
+    for e in range(cuda.grid(1), a.shape[0], cuda.gridsize(1)):
+        if not math.isfinite(a[e]):
+            flag[0] = 1
+
+
+# Blocks of the finiteness check: a grid-stride loop reads the rest.
+_FINITE_BLOCKS = 4096
+
+
+def all_finite(X):
+    """Whether every entry of X is finite: one pass on the device, one flag back.
+
+    Parameters
+    ----------
+    X : device array or ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    bool
+    """
+    X = _dev(X)
+    flag = cuda.to_device(np.zeros(1, dtype=np.int64))
+    if X.size:
+        _all_finite_kernel[min(_FINITE_BLOCKS, _blocks(X.size)), _threads()](
+            X.reshape(X.size), flag)
+    return not flag.copy_to_host()[0]
+
+
+@cuda.jit
 def _chunk_moments_kernel(X, w, chunk_size, weight, high, low, unit_mean, unit_m2, first):
     """One chunk's moments of one column, formed as ``_design.group_moments`` forms a group's.
 
