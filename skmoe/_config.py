@@ -21,6 +21,10 @@ GROUP_CHUNKS = 4
 # thread had been as fast up to 50 000 rows.)
 PARALLEL_MIN_GROUPS = 3
 
+# Tasks per pool thread when the groups are many: a task runs consecutive groups,
+# more than one a thread so that a thread the OS delays holds up little.
+POOL_TASKS_PER_THREAD = 4
+
 # Elements of one block of rows inside a group (rows x columns of the widest
 # per-block buffer); about 1 MiB of float64, so that a block stays in cache.
 BLOCK_ELEMENTS = 1 << 17

@@ -5,6 +5,7 @@ depends on the problem size only, so sums combined in group order do not
 depend on the number of threads.
 """
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,12 +32,22 @@ def _groups(n):
 
 
 def _map_groups(n, fn):
-    """``fn(start, stop)`` for every row group, results in group order."""
+    """``fn(start, stop)`` for every row group, results in group order.
+
+    The pool runs a few consecutive groups per task, about
+    ``POOL_TASKS_PER_THREAD`` tasks a thread: each task costs the pool's queue,
+    a future and the GIL, and with one task per group (611 at n = 1e7) that
+    cost exceeded the work of the light passes over a column.
+    """
     groups = _groups(n)
     # The group count first: numba.get_num_threads() takes a lock (a microsecond).
     if len(groups) < _config.PARALLEL_MIN_GROUPS or numba.get_num_threads() <= 1:
         return [fn(start, stop) for start, stop in groups]
-    return _executor(numba.get_num_threads()).map(lambda g: fn(*g), groups)
+    threads = numba.get_num_threads()
+    per_task = max(1, len(groups) // (_config.POOL_TASKS_PER_THREAD * threads))
+    tasks = [groups[first:first + per_task] for first in range(0, len(groups), per_task)]
+    return itertools.chain.from_iterable(_executor(threads).map(
+        lambda task: [fn(start, stop) for start, stop in task], tasks))
 
 
 def _sum_groups(n, fn):
