@@ -8,6 +8,7 @@ blocks, chunk edges and tile edges are exercised. The real GPU is checked by
 ``benchmarks/bench_cuda.py``.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -385,6 +386,27 @@ def test_standardised_design_on_the_device_is_the_cpus_bit_for_bit():
     expected = cpu.standardised_design(X, idx, mean[idx], scale[idx], 50.0)
     assert np.all(np.isfinite(expected)) and np.abs(expected[:, 1:]).max() == 50.0
     assert_array_equal(gpu.to_host(design), expected)
+
+
+@pytest.mark.parametrize("lockable", [True, False])
+def test_large_copies_lock_the_host_memory_in_place(lockable, monkeypatch):
+    """Past _LOCK_BYTES the host array is page-locked for its copy, or copied as it is."""
+    locked = []
+
+    @contextlib.contextmanager
+    def pinned(a):
+        if not lockable:
+            raise gpu._LOCK_ERRORS("memory that cannot be locked")
+        locked.append(a.nbytes)
+        yield
+
+    monkeypatch.setattr(gpu.cuda, "pinned", pinned)
+    monkeypatch.setattr(gpu, "_LOCK_BYTES", 800)
+    small, large = np.arange(99.0), np.arange(100.0).reshape(50, 2)
+    assert_array_equal(gpu.to_host(gpu.to_device(small)), small)
+    assert_array_equal(gpu.to_host(gpu.to_device(large)), large)
+    assert_array_equal(gpu.to_host(gpu._dev(large)), large)
+    assert locked == ([800, 800] if lockable else [])
 
 
 def test_host_kernels_fall_back_to_cpu():
