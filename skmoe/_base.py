@@ -74,18 +74,14 @@ def _validate(estimator, X, y="no_validation", check_finite=True, **kwargs):
     """
     out = validate_data(estimator, X, y, ensure_all_finite=False, **kwargs)
     if check_finite:
-        _check_finite(estimator, out if isinstance(y, str) and y == "no_validation"
-                      else out[0], all_finite)
+        X = out if isinstance(y, str) and y == "no_validation" else out[0]
+        _check_finite(estimator, X, all_finite(X))
     return out
 
 
-def _check_finite(estimator, X, all_finite, X_data=None):
-    """Raise scikit-learn's error for a non-finite X.
-
-    ``all_finite`` (a backend's) checks ``X_data``, the copy it holds (X by
-    default); scikit-learn then checks X again, for its own error.
-    """
-    if not all_finite(X if X_data is None else X_data):
+def _check_finite(estimator, X, finite):
+    """Raise scikit-learn's error for an X found not ``finite`` (it checks X again)."""
+    if not finite:
         check_array(X, ensure_all_finite=True, input_name="X", estimator=estimator)
 
 
@@ -625,7 +621,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """
         kernels = get_backend(self.backend)
         X_data = kernels.to_device(X)
-        _check_finite(self, X, kernels.all_finite, X_data)
+        _check_finite(self, X, kernels.all_finite(X_data))
         target, target_attributes = self._encode_target(y, sample_weight, do_init)
         problem = Problem(None, None, target, sample_weight).on(kernels)
         if do_init:

@@ -112,7 +112,7 @@ def _standardised(X, idx, mean, scale, bound, intercept):
 def group_moments(X, w):
     """Each row group's weight, range and moments, in units of its own largest values.
 
-    The groups of :mod:`._pool`, each on a thread of the pool; only rows of
+    The groups of :mod:`._pool`, on its thread pool; only rows of
     positive weight count.
 
     Parameters

@@ -17,9 +17,11 @@ Every public function has the name and the signature of its CPU counterpart. It
 takes device arrays (what :func:`to_device` returns) or NumPy arrays; NumPy
 inputs are copied to the device for the call and NumPy outputs receive the
 result, so the prediction paths work unchanged. A fit moves X, y and the
-weights to the device once (``Problem.on``); every (n, K) array of EM then
-stays there, and each kernel returns only O(K p^2) statistics to the host,
-where the small solves run (shared with the CPU backend).
+weights to the device once (large arrays page-locked in place for the copy),
+checks X's finiteness and builds its scaling and designs there; every (n, K)
+array of EM then stays there, and each kernel returns only O(K p^2)
+statistics to the host, where the small solves run (shared with the CPU
+backend).
 
 Reductions over samples are ordered: each output of a chunk of
 ``_config.CUDA_CHUNK_SIZE`` rows is a sum over the chunk's rows in a fixed order
