@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from skmoe import _config
 from skmoe._kernels import _fastexp as fastexp
-from skmoe._kernels import get_backend
+from skmoe._kernels import _pool, get_backend
 
 from . import reference as ref
 
@@ -298,3 +298,21 @@ def test_exp_kernel_in_place():
     out = cpu.exp(log_resp, log_resp)
     assert out is log_resp
     assert_allclose(out, expected, rtol=4e-16, atol=0)
+
+
+@pytest.mark.parametrize("tasks_per_thread", [1, 3, 1000])
+@pytest.mark.parametrize("n", [1, 7, 100])
+def test_pool_runs_every_group_once_in_group_order(n, tasks_per_thread, monkeypatch):
+    """Tasks of consecutive groups on 4 threads: each group once, results in group order."""
+    monkeypatch.setattr(_config, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(_config, "GROUP_CHUNKS", 1)
+    monkeypatch.setattr(_config, "PARALLEL_MIN_GROUPS", 2)
+    monkeypatch.setattr(_config, "POOL_TASKS_PER_THREAD", tasks_per_thread)
+    monkeypatch.setattr(_pool.numba, "get_num_threads", lambda: 4)
+    calls = []
+    results = list(_pool._map_groups(n, lambda start, stop: calls.append(start) or (start, stop)))
+    expected = [(start, min(n, start + 3)) for start in range(0, n, 3)]
+    assert results == expected
+    assert sorted(calls) == [start for start, _ in expected]
+    sums = _pool._sum_groups(n, lambda start, stop: (np.arange(start, stop).sum(keepdims=True),))
+    assert sums[0][0] == n * (n - 1) // 2
