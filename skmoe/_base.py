@@ -540,6 +540,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not np.any(sample_weight > 0):
             raise ValueError("sample_weight has no positive entry: nothing to fit.")
         _check_total_weight(sample_weight)
+        with get_backend(self.backend).device_memory_errors():
+            return self._fit_on_backend(X, y, sample_weight, do_init)
+
+    def _fit_on_backend(self, X, y, sample_weight, do_init):
+        """The fit from validated data, where the backend computes."""
         state = self._fit_state(X, y, sample_weight, do_init)
         model = self._model(state["attributes"])
         self._check_n_samples(sample_weight, model.tree.n_leaves)

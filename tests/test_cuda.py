@@ -396,7 +396,7 @@ def test_large_copies_lock_the_host_memory_in_place(lockable, monkeypatch):
     @contextlib.contextmanager
     def pinned(a):
         if not lockable:
-            raise gpu._LOCK_ERRORS("memory that cannot be locked")
+            raise gpu._DRIVER_ERROR("memory that cannot be locked")
         locked.append(a.nbytes)
         yield
 
@@ -475,6 +475,30 @@ def test_fit_on_the_device_rejects_non_finite_x(bad):
     with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
         est.fit(X, _y)
     assert not hasattr(est, "converged_") and not hasattr(est, "n_features_in_")
+
+
+def test_running_out_of_gpu_memory_says_what_to_do(monkeypatch):
+    """The driver's out-of-memory error becomes a MemoryError; the fitted model is kept."""
+    est = MixtureOfExpertsRegressor(2, max_iter=1, backend="cuda", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted = est.fit(_X, _y).lower_bounds_.copy()
+
+    def out_of_memory(*args):
+        raise gpu._DRIVER_ERROR("Call to cuMemAlloc results in CUDA_ERROR_OUT_OF_MEMORY")
+
+    monkeypatch.setattr(gpu, "weighted_scaling", out_of_memory)
+    with pytest.raises(MemoryError, match='GPU ran out of memory.*backend="cpu"') as info:
+        est.fit(_X, _y)
+    assert isinstance(info.value.__cause__, gpu._DRIVER_ERROR)
+    assert_array_equal(est.lower_bounds_, fitted)
+
+    def other_error(*args):
+        raise gpu._DRIVER_ERROR("Call to cuLaunchKernel results in CUDA_ERROR_LAUNCH_FAILED")
+
+    monkeypatch.setattr(gpu, "weighted_scaling", other_error)
+    with pytest.raises(gpu._DRIVER_ERROR, match="LAUNCH_FAILED"):
+        est.fit(_X, _y)
 
 
 @pytest.mark.parametrize("small_geometry", [(16, 9, 400)], indirect=True)

@@ -23,6 +23,7 @@ group of rows (a GEMM per block cost more in calls and in packing at small
 n and K than it saved), with reassociated sums that LLVM splits into SIMD lanes.
 """
 
+import contextlib
 import functools
 import math
 
@@ -1416,6 +1417,16 @@ def hard_responsibilities(labels, n_columns, softening):
     resp = np.full((labels.shape[0], n_columns), softening / n_columns)
     resp[np.arange(labels.shape[0]), labels] += 1.0 - softening
     return resp
+
+
+def device_memory_errors():
+    """A context for a fit's work on the device: none here (NumPy raises MemoryError itself).
+
+    Returns
+    -------
+    context manager
+    """
+    return contextlib.nullcontext()
 
 
 def to_device(a):

@@ -117,6 +117,31 @@ def check_available():
         )
 
 
+@contextlib.contextmanager
+def device_memory_errors():
+    """Re-raise running out of GPU memory as a MemoryError that says what to do.
+
+    Everything a fit holds on the device grows with n: the designs, and EM's
+    (n_samples, n_experts) arrays. The driver's own error names only the
+    allocation that failed.
+    """
+    try:
+        yield
+    except _DRIVER_ERROR as exc:
+        if "OUT_OF_MEMORY" not in str(exc):
+            raise
+        try:
+            free, total = cuda.current_context().get_memory_info()
+            memory = f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now)"
+        except Exception:  # a context may not report it (the simulator's): the advice stands
+            memory = ""
+        raise MemoryError(
+            f"The GPU ran out of memory{memory}: with backend=\"cuda\" the data and EM's "
+            "arrays of shape (n_samples, n_experts) must fit on the device. Fit on fewer "
+            "samples, use backend=\"cpu\", or a GPU with more memory."
+        ) from exc
+
+
 # --------------------------------------------------------------------------
 # Array plumbing
 
@@ -130,8 +155,9 @@ def _on_device(a):
 # staging: X at n = 1e7, p = 20 crossed in 0.09 s, locking included, against
 # 0.19 s on an H100's host (2026-12-06, docs/benchmarks.md).
 _LOCK_BYTES = 1 << 25
-# What the driver raises for memory it cannot lock (read-only, or locked already).
-_LOCK_ERRORS = cuda.cudadrv.driver.CudaAPIError
+# What the driver raises: for memory it cannot lock (read-only, or locked
+# already), and when the device's memory runs out.
+_DRIVER_ERROR = cuda.cudadrv.driver.CudaAPIError
 
 
 def _copy_to_device(a):
@@ -140,7 +166,7 @@ def _copy_to_device(a):
         if a.nbytes >= _LOCK_BYTES:
             try:
                 stack.enter_context(cuda.pinned(a))
-            except _LOCK_ERRORS:
+            except _DRIVER_ERROR:
                 pass  # the driver's pageable copy, then
         # From locked memory the copy is synchronous: it is done before the unlock.
         return cuda.to_device(a)
