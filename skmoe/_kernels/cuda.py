@@ -117,6 +117,11 @@ def check_available():
         )
 
 
+# What the driver raises: for memory it cannot lock (read-only, or locked
+# already), and when the device's memory runs out.
+_DRIVER_ERROR = cuda.cudadrv.driver.CudaAPIError
+
+
 @contextlib.contextmanager
 def device_memory_errors():
     """Re-raise running out of GPU memory as a MemoryError that says what to do.
@@ -155,9 +160,6 @@ def _on_device(a):
 # staging: X at n = 1e7, p = 20 crossed in 0.09 s, locking included, against
 # 0.19 s on an H100's host (2026-12-06, docs/benchmarks.md).
 _LOCK_BYTES = 1 << 25
-# What the driver raises: for memory it cannot lock (read-only, or locked
-# already), and when the device's memory runs out.
-_DRIVER_ERROR = cuda.cudadrv.driver.CudaAPIError
 
 
 def _copy_to_device(a):
