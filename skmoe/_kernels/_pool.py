@@ -34,7 +34,7 @@ def _groups(n):
 def _map_groups(n, fn):
     """``fn(start, stop)`` for every row group, results in group order.
 
-    The pool runs a few consecutive groups per task, about
+    The pool runs consecutive groups per task, at most
     ``POOL_TASKS_PER_THREAD`` tasks a thread: each task costs the pool's queue,
     a future and the GIL, and with one task per group (611 at n = 1e7) that
     cost exceeded the work of the light passes over a column.
@@ -44,8 +44,11 @@ def _map_groups(n, fn):
     if len(groups) < _config.PARALLEL_MIN_GROUPS or numba.get_num_threads() <= 1:
         return [fn(start, stop) for start, stop in groups]
     threads = numba.get_num_threads()
-    per_task = max(1, len(groups) // (_config.POOL_TASKS_PER_THREAD * threads))
-    tasks = [groups[first:first + per_task] for first in range(0, len(groups), per_task)]
+    # Tasks of as many groups as can be (one more or not), so that the threads
+    # finish together.
+    n_tasks = min(len(groups), _config.POOL_TASKS_PER_THREAD * threads)
+    bounds = [len(groups) * task // n_tasks for task in range(n_tasks + 1)]
+    tasks = [groups[first:last] for first, last in zip(bounds[:-1], bounds[1:])]
     return itertools.chain.from_iterable(_executor(threads).map(
         lambda task: [fn(start, stop) for start, stop in task], tasks))
 
