@@ -41,9 +41,9 @@ def _map_groups(n, fn):
     """
     groups = _groups(n)
     # The group count first: numba.get_num_threads() takes a lock (a microsecond).
-    if len(groups) < _config.PARALLEL_MIN_GROUPS or numba.get_num_threads() <= 1:
+    threads = 1 if len(groups) < _config.PARALLEL_MIN_GROUPS else numba.get_num_threads()
+    if threads <= 1:
         return [fn(start, stop) for start, stop in groups]
-    threads = numba.get_num_threads()
     # Tasks of as many groups as can be (one more or not), so that the threads
     # finish together.
     n_tasks = min(len(groups), _config.POOL_TASKS_PER_THREAD * threads)
