@@ -355,6 +355,8 @@ def profile(n, p, K, repeats, rng, sweeps=False):
         ("softmax_stats gradient",
          lambda: gpu.softmax_stats(Xd, gate, wd, None, resp, None, "gradient")),
         ("empty kernel launch", lambda: gpu._exp_kernel[1, 32](small, log_prior.reshape(n * K))),
+        ("empty kernel launch, direct",
+         lambda: gpu._launch(gpu._exp_kernel, 1, 32, small, log_prior.reshape(n * K))),
         ("affine kernel alone", affine_raw),
         ("Gram kernel alone (wls)", gram_raw),
         ("softmax kernel alone (gradient)", softmax_raw),

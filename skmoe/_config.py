@@ -53,3 +53,7 @@ THREADS_PER_BLOCK = 128
 # CUDA backend: rows per chunk of the ordered reductions (one block per chunk:
 # smaller than CHUNK_SIZE, so that a GPU has thousands of blocks in flight).
 CUDA_CHUNK_SIZE = 1024
+
+# CUDA backend: launch compiled kernels directly (skmoe._kernels.cuda._Launcher)
+# instead of through numba-cuda's dispatcher, which costs about 50 us a launch.
+CUDA_DIRECT_LAUNCH = os.getenv("SKMOE_CUDA_DIRECT_LAUNCH", "true").lower() in {"1", "true"}

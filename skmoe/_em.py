@@ -187,10 +187,15 @@ class Model:
         coefficients where the gate step computed them (else None), for
         :meth:`e_step`'s ``gate_log_probs``.
         """
-        experts = self.experts.m_step(
-            self.kernels, params["experts"], problem.X_expert, problem.target, resp,
-            problem.weight, n_steps=n_steps,
-        )
+        # Experts that can start their M-step end it after the gates': a GPU
+        # computes their statistics in the gaps between the gate's steps.
+        expert_args = (self.kernels, params["experts"], problem.X_expert, problem.target, resp,
+                       problem.weight, n_steps)
+        start = getattr(self.experts, "start_m_step", None)
+        if start is None:
+            experts = self.experts.m_step(*expert_args)
+        else:
+            finish_experts = start(*expert_args)
         gates, log_probs = [], []
         p = problem.X_gate.shape[1]
         for d, coef in enumerate(params["gates"]):
@@ -207,6 +212,8 @@ class Model:
             )
             gates.append(coef)
             log_probs.append(log_proba)
+        if start is not None:
+            experts = finish_experts()
         params = {"gates": gates, "experts": experts}
         return (params, log_probs) if return_log_probs else params
 

@@ -55,7 +55,20 @@ class GaussianExperts:
         return float(np.sum(0.5 * self.reg * np.sum(slopes**2, axis=1) / params["var"]))
 
     def m_step(self, kernels, params, X, y, resp, w, n_steps=1):
-        gram, xty, yty, mass = kernels.wls_stats(X, y, resp, w)
+        return self.start_m_step(kernels, params, X, y, resp, w, n_steps)()
+
+    def start_m_step(self, kernels, params, X, y, resp, w, n_steps=1):
+        """Start the M-step; returns the function that ends it and gives the parameters.
+
+        The statistics are computed while the caller goes on where the backend
+        can (``start_wls_stats``: on a GPU, beside the gate's steps); the
+        solves wait for them.
+        """
+        finish_stats = kernels.start_wls_stats(X, y, resp, w)
+        return lambda: self._solve(params, *finish_stats())
+
+    def _solve(self, params, gram, xty, yty, mass):
+        """Each expert's ridge coefficients and variance from its statistics."""
         n_leaves, p = params["coef"].shape
         coef = params["coef"].copy()
         var = params["var"].copy()

@@ -60,9 +60,16 @@ class RootBound:
     """The root gate's fixed Boehning bound, and its factorised system.
 
     At the root every sample has mass 1, so the bound ``sum_i w_i x_i x_i^T`` and
-    the system ``kron(shape, bound) + diag(reg)`` are the same at every step of
-    every iteration and every start of a fit: the Gram is computed once (one
-    pass over X) and the system factorised once per shape.
+    the system ``A = kron(S, G) + I (x) D`` (``S = (I - 11^T/b) / 2``, ``G`` the
+    bound, ``D`` the ridge on the slopes) are the same at every step of every
+    iteration and every start of a fit: the Gram is computed once (one pass
+    over X) and the system factorised once per shape.
+
+    ``S`` has two eigenvalues: ``1/2`` on the vectors orthogonal to ``1`` and
+    ``1/(2b)`` on ``1``. So ``A = P (x) M1 + Q (x) M2`` with ``Q = 11^T/(b-1)``,
+    ``P = I - Q``, ``M1 = G/2 + D`` and ``M2 = G/(2b) + D``, and its inverse is
+    ``P (x) M1^-1 + Q (x) M2^-1``: a step solves two p x p systems, not one of
+    (b-1) p x (b-1) p (their Cholesky factors are kept).
 
     Attributes
     ----------
@@ -71,18 +78,29 @@ class RootBound:
 
     def __init__(self, gram):
         self.gram = gram
-        self._systems = {}
+        self._factors = {}
 
-    def system(self, n_children, reg_diag):
-        """``(A, cholesky(A) or None)`` for ``A = kron(shape_b, gram) + diag(reg_diag)``."""
-        key = (n_children, reg_diag.tobytes())
-        if key not in self._systems:
-            shape = 0.5 * (np.eye(n_children - 1) - 1.0 / n_children)
-            A = np.kron(shape, self.gram[0])
-            A[np.diag_indices_from(A)] += reg_diag
-            factor = cholesky(A)  # None: solve_psd adds jitter
-            self._systems[key] = (A, factor)
-        return self._systems[key]
+    def solve(self, n_children, ridge, rhs):
+        """``A^-1 rhs`` for the rows ``rhs`` of shape (n_children - 1, n_coefs).
+
+        ``ridge`` is the ridge's diagonal ``D`` (n_coefs,). Where a factor
+        fails (a singular bound, which only a ridge of zero allows), the
+        whole system is solved with :func:`solve_psd`'s jitter instead.
+        """
+        key = (n_children, ridge.tobytes())
+        if key not in self._factors:
+            gram = self.gram[0]
+            self._factors[key] = [cholesky(gram * scale + np.diag(ridge))
+                                  for scale in (0.5, 0.5 / n_children)]
+        spread, mean = self._factors[key]
+        centre = rhs.mean(axis=0)
+        if spread is not None and mean is not None:
+            x = cho_solve(spread, (rhs - centre).T).T + cho_solve(mean, centre)
+            if np.all(np.isfinite(x)):
+                return x
+        shape = 0.5 * (np.eye(n_children - 1) - 1.0 / n_children)
+        A = np.kron(shape, self.gram[0]) + np.diag(np.tile(ridge, n_children - 1))
+        return solve_psd(A, rhs.ravel()).reshape(rhs.shape)
 
 
 def bohning_bound(kernels, X, w):
@@ -134,7 +152,7 @@ def softmax_m_step(
     reg_diag = reg * np.tile(mask, b - 1)
     if solver == "bohning":
         shape = 0.5 * (np.eye(b - 1) - 1.0 / b)
-    root = root_bound.system(b, reg_diag) if solver == "bohning" and root_bound else None
+    root = root_bound if solver == "bohning" and root_bound else None
     # Not through a module __getattr__: a host fallback would get device arrays.
     at_proba = getattr(kernels, "__dict__", {}).get("softmax_gradient")
     if root is None or log_proba is None or n_nodes != 1:
@@ -152,15 +170,11 @@ def softmax_m_step(
             )
         delta = np.zeros_like(coef)
         for v in range(n_nodes):
-            rhs = (grad[v, 1:] - reg * mask * coef[v, 1:]).ravel()
+            rhs = grad[v, 1:] - reg * mask * coef[v, 1:]
             if root is not None:
-                # The same numbers as solve_psd(A, rhs), without refactorising A.
-                A, factor = root
-                x = None if factor is None else cho_solve(factor, rhs)
-                if x is None or not np.all(np.isfinite(x)):
-                    x = solve_psd(A, rhs)
-                delta[v, 1:] = x.reshape(b - 1, p)
+                delta[v, 1:] = root.solve(b, reg * mask, rhs)
                 continue
+            rhs = rhs.ravel()
             if solver == "bohning":
                 A = np.kron(shape, curv[v])
             else:

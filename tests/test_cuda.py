@@ -182,6 +182,50 @@ def test_weighted_grams_and_wls_stats():
         assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_started_wls_stats_run_beside_the_default_stream():
+    """start_wls_stats gives wls_stats's numbers, from device inputs and host inputs,
+    while other kernels run on the default stream before it ends; its buffers are
+    its own."""
+    rng, X, y, w, resp = _problem(5)
+    Xd, yd, wd, rd = (gpu.to_device(a) for a in (X, y, w, resp))
+    finish = gpu.start_wls_stats(Xd, yd, rd, wd)
+    other = gpu.wls_stats(X, np.zeros_like(y), np.ones_like(resp), w)  # on the default stream
+    for got, expected in zip(finish(), ref.wls_stats(X, y, resp, w)):
+        assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert_allclose(other[3], np.full(resp.shape[1], w.sum()), rtol=1e-12)
+    for got, expected in zip(gpu.start_wls_stats(X, y, resp, w)(), gpu.wls_stats(X, y, resp, w)):
+        assert_array_equal(got, expected)
+
+
+def test_direct_launch_packs_arguments_as_numba_cuda_does():
+    """The simulator launches through the dispatcher; the packing the direct launches
+    use on a GPU is numba-cuda 0.30's ``_Kernel._prepare_args``: an array as meminfo,
+    parent, size, item size, data pointer, shape and strides; scalars as C values of
+    their type; anything else is left to the dispatcher."""
+    import ctypes
+    import types as pytypes
+
+    from numba.core import types
+
+    assert gpu._LAUNCHER is None  # the simulator has no compiled functions to launch
+    array = pytypes.SimpleNamespace(
+        size=6, dtype=np.dtype(np.float64), shape=(2, 3), strides=(24, 8),
+        device_ctypes_pointer=ctypes.c_void_p(4096))
+    def pack(ty, value):
+        out = []
+        gpu._arg_packer(ty)(value, out)
+        return out
+
+    assert pack(types.Array(types.float64, 2, "C"), array) == [0, 0, 6, 8, 4096, 2, 3, 24, 8]
+    (flag,) = pack(types.boolean, np.True_)
+    assert flag is True
+    (count,) = pack(types.int64, 7)
+    assert isinstance(count, ctypes.c_int64) and count.value == 7
+    (half,) = pack(types.float64, 0.5)
+    assert isinstance(half, ctypes.c_double) and half.value == 0.5
+    assert gpu._arg_packer(types.complex128) is None
+
+
 def test_weighted_grams_wide():
     """More features than one 4 x 4 tile row and more columns than a block's items."""
     rng = np.random.RandomState(5)

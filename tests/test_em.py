@@ -19,8 +19,15 @@ from skmoe import (
 )
 from skmoe._em import Model, Problem, Workspace, run_em
 from skmoe._experts import GaussianExperts
-from skmoe._gating import _BOHNING_RELAXATION, bohning_bound, penalty, softmax_m_step
+from skmoe._gating import (
+    _BOHNING_RELAXATION,
+    RootBound,
+    bohning_bound,
+    penalty,
+    softmax_m_step,
+)
 from skmoe._kernels import get_backend
+from skmoe._linalg import solve_psd
 from skmoe._tree import GatingTree
 
 from . import reference as ref
@@ -92,6 +99,27 @@ def test_bohning_step_is_relaxed_minoriser_step_and_monotone(at_root):
     # The minoriser guarantees (f - f^2/2) rhs.A^-1.rhs at the factor f.
     f = _BOHNING_RELAXATION
     assert after - before >= (f - f * f / 2) * rhs @ maximiser.ravel() * (1 - 1e-9) > 0
+
+
+@pytest.mark.parametrize("b", [2, 3, 5, 16])
+def test_root_bound_solves_the_kronecker_system(b):
+    """The two p x p solves of RootBound give the (b-1) p system's solution; a
+    singular bound (duplicate columns, no ridge) falls back to solve_psd."""
+    rng = np.random.RandomState(b)
+    p = 4
+    X = np.hstack([np.ones((50, 1)), rng.normal(size=(50, p - 1))])
+    ridge = np.r_[0.0, np.full(p - 1, 0.3)]
+    shape = 0.5 * (np.eye(b - 1) - 1.0 / b)
+    for design, ridge in [(X, ridge), (np.hstack([X, X[:, 1:2]]), np.zeros(p + 1))]:
+        gram = (design.T @ design)[None]
+        A = np.kron(shape, gram[0]) + np.diag(np.tile(ridge, b - 1))
+        rows = rng.normal(size=(b - 1, design.shape[1]))
+        got = RootBound(gram).solve(b, ridge, rows)
+        assert np.all(np.isfinite(got))
+        if np.any(ridge):
+            assert_allclose(got.ravel(), np.linalg.solve(A, rows.ravel()), rtol=1e-10)
+        else:
+            assert_array_equal(got.ravel(), solve_psd(A, rows.ravel()))
 
 
 def _random_model(branching, gate_solver, seed, n=300, p=3):

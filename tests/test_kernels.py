@@ -139,6 +139,12 @@ def test_weighted_grams_and_wls_stats(seed):
         assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_started_wls_stats_are_wls_stats():
+    _, X, y, w, resp = _problem(0)
+    for got, expected in zip(cpu.start_wls_stats(X, y, resp, w)(), cpu.wls_stats(X, y, resp, w)):
+        assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize("n_nodes, b", [(1, 3), (2, 2), (2, 4)])
 @pytest.mark.parametrize("root", [True, False])

@@ -847,6 +847,18 @@ def wls_stats(X, y, resp, w):
     return vech[:, index[:p, :p]], vech[:, index[:p, p]], vech[:, index[p, p]], mass
 
 
+def start_wls_stats(X, y, resp, w):
+    """:func:`wls_stats`, as the CUDA backend's overlapping form has it: here computed now.
+
+    Returns
+    -------
+    finish : callable
+        ``finish()`` returns what :func:`wls_stats` returns.
+    """
+    stats = wls_stats(X, y, resp, w)
+    return lambda: stats
+
+
 def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     """Objective, gradient and curvature of a set of weighted softmax regressions.
 

@@ -37,6 +37,8 @@ they receive NumPy arrays from the prediction paths.
 """
 
 import contextlib
+import ctypes
+import functools
 import math
 import os
 import warnings
@@ -186,7 +188,7 @@ def _params(name, *arrays):
 
     A device allocation synchronises and each copy has a fixed cost, so the
     arrays of one call go through one kept page-locked buffer and one kept
-    device buffer. The copy is queued on the default stream, behind the
+    device buffer. The copy is queued on the main line's stream, behind the
     kernels that still read the device buffer and before the one that reads
     it next, so the host need not wait for the GPU; it waits only before it
     refills the page-locked buffer, until the last copy out of it is done.
@@ -208,7 +210,7 @@ def _params(name, *arrays):
         host[offset:offset + size] = np.ravel(a)
         views.append(dev[offset:offset + size].reshape(np.shape(a)))
         offset += size
-    stream = cuda.default_stream()
+    stream = _main_stream()
     dev.copy_to_device(host, stream=stream)
     copied.record(stream)
     return views
@@ -302,6 +304,174 @@ def empty(shape):
     return cuda.device_array(shape)
 
 
+# --------------------------------------------------------------------------
+# Launches
+
+
+class _Launcher:
+    """Launches of compiled kernels, without numba-cuda's per-launch dispatch.
+
+    ``kernel[grid, block](*args)`` costs about 50 us on the host in numba-cuda
+    0.30 (an H100's host, benchmarks.md): it types every argument, builds a
+    launch configuration and a stream wrapper, and checks the grid for a
+    warning, each time. EM launches the same kernels with arguments of the
+    same types thousands of times, so after the first launch of a signature
+    (through the dispatcher, which compiles) this keeps the compiled function
+    and packs the arguments as numba-cuda's ``_Kernel._prepare_args`` does, for
+    the types skmoe passes: device arrays, integers, booleans and floats.
+    Anything else, and any toolchain whose internals differ (numba-cuda-mlir,
+    the simulator), goes through the dispatcher.
+    """
+
+    def __init__(self, launch, launch_config, core_stream):
+        self._launch = launch
+        self._launch_config = launch_config
+        self._core_stream = core_stream
+        self._streams = {0: core_stream(0)}
+        self._configs = {}
+        self._compiled = {}
+
+    @classmethod
+    def for_toolchain(cls):
+        """The launcher of numba-cuda's internals, or None where they are not as expected."""
+        if _simulator_enabled() or cuda.__name__ != "numba.cuda":
+            return None
+        try:
+            from numba.cuda import dispatcher
+            from numba.cuda.cudadrv import driver
+
+            return cls(dispatcher.launch, dispatcher.LaunchConfig, driver._to_core_stream)
+        except (ImportError, AttributeError):
+            return None
+
+    def __call__(self, kernel, griddim, blockdim, sharedmem, stream, args):
+        key = (kernel, tuple(getattr(a, "_numba_type_", type(a)) for a in args))
+        entry = self._compiled.get(key)
+        if not entry:
+            kernel[griddim, blockdim, stream, sharedmem](*args)
+            if entry is None:
+                self._compiled[key] = self._compiled_entry(kernel, args)
+            return
+        function, packers = entry
+        config = self._configs.get((griddim, blockdim, sharedmem))
+        if config is None:
+            config = self._configs[(griddim, blockdim, sharedmem)] = self._launch_config(
+                grid=griddim, block=blockdim, shmem_size=sharedmem)
+        kernel_args = []
+        for pack, value in zip(packers, args):
+            pack(value, kernel_args)
+        core_stream = self._streams.get(stream)
+        if core_stream is None:
+            core_stream = self._streams[stream] = self._core_stream(stream)
+        self._launch(core_stream, config, function, *kernel_args)
+
+    @staticmethod
+    def _compiled_entry(kernel, args):
+        """``(function, packers)`` of the overload ``args`` launched, or False (dispatch)."""
+        try:
+            if any(isinstance(a, np.ndarray) for a in args):
+                return False  # copied to the device for the launch: the dispatcher's job
+            compiled = kernel.overloads[tuple(kernel.typeof_pyval(a) for a in args)]
+            if compiled.debug or compiled.cooperative or compiled.extensions:
+                return False
+            packers = [_arg_packer(ty) for ty in compiled.argument_types]
+            function = compiled._codelibrary.get_cufunc().kernel
+        except (AttributeError, KeyError, TypeError):
+            return False
+        return False if None in packers else (function, packers)
+
+
+def _pack_array(a, out):
+    # meminfo and parent (null on the device), then size, item size, data, shape, strides.
+    out.extend((0, 0, a.size, a.dtype.itemsize, a.device_ctypes_pointer.value or 0))
+    out.extend(a.shape)
+    out.extend(a.strides)
+
+
+def _arg_packer(ty):
+    """How numba-cuda passes an argument of numba type ``ty``, or None if not one of ours."""
+    name = str(ty)
+    if hasattr(ty, "ndim") and hasattr(ty, "layout"):
+        return _pack_array
+    if name == "bool":
+        return lambda value, out: out.append(bool(value))
+    if name == "float64":
+        return lambda value, out: out.append(ctypes.c_double(value))
+    if name in ("int64", "uint64", "int32", "uint32"):
+        c_type = getattr(ctypes, f"c_{name}")
+        return lambda value, out: out.append(c_type(value))
+    return None
+
+
+_LAUNCHER = _Launcher.for_toolchain()
+
+
+def _launch(kernel, griddim, blockdim, *args, shared=0, stream=None):
+    """``kernel[griddim, blockdim, stream, shared](*args)``, through the launcher if any.
+
+    ``stream`` None is EM's main line (:func:`_main_stream`).
+    """
+    if stream is None:
+        stream = _main_stream()
+    if _LAUNCHER is None or not _config.CUDA_DIRECT_LAUNCH:
+        kernel[griddim, blockdim, stream, shared](*args)
+    else:
+        _LAUNCHER(kernel, griddim, blockdim, shared, stream, args)
+
+
+def _new_stream(non_blocking, high_priority):
+    """A new stream of numba-cuda, of the lowest or the highest priority; None where the
+    toolchain's internals are not as expected (the simulator, other toolchains)."""
+    if _simulator_enabled() or cuda.__name__ != "numba.cuda":
+        return None
+    try:
+        from numba.cuda.cudadrv import driver
+
+        flags = driver.binding.CUstream_flags
+        flag = flags.CU_STREAM_NON_BLOCKING if non_blocking else flags.CU_STREAM_DEFAULT
+        least, greatest = driver.driver.cuCtxGetStreamPriorityRange()
+        handle = driver.driver.cuStreamCreateWithPriority(
+            flag.value, greatest if high_priority else least)
+        context = cuda.current_context()
+        return driver.Stream(
+            handle, finalizer=driver._stream_finalizer(context.deallocations, handle))
+    except (ImportError, AttributeError, TypeError, ValueError, _DRIVER_ERROR):
+        return None
+
+
+def _main_stream():
+    """The stream of EM's main line: every kernel but the side's (``start_wls_stats``).
+
+    Of the highest priority, so that the side's kernels take only what the
+    main line leaves of the GPU (the gaps while the host solves, and the last
+    wave of each kernel), instead of holding up the gate's steps. It
+    synchronises with the default stream (numba-cuda's copies and
+    allocations) as the default stream itself would. Where no such stream can
+    be made, the default stream (0).
+    """
+    stream = _SCRATCH.get("main stream")
+    if stream is None:
+        stream = _SCRATCH["main stream"] = _new_stream(False, True) or 0
+    return stream
+
+
+def _side_stream():
+    """The stream of the work that runs beside the main line's (``start_wls_stats``).
+
+    Of the lowest priority, and non-blocking: it neither waits for the default
+    stream nor holds it up. Returns the stream, and an event that the caller
+    records on the main line and makes the side stream wait for, so that the
+    side's kernels read what the main line's earlier kernels wrote. Where no
+    such stream can be made, an ordinary stream: the same results, in turn.
+    """
+    entry = _SCRATCH.get("side stream")
+    if entry is None:
+        # The simulator's events take no arguments (and time nothing).
+        event = cuda.event() if _simulator_enabled() else cuda.event(timing=False)
+        entry = _SCRATCH["side stream"] = (_new_stream(True, False) or cuda.stream(), event)
+    return entry
+
+
 def _threads():
     return int(_config.THREADS_PER_BLOCK)
 
@@ -337,7 +507,7 @@ def exp(a, out):
         return np.exp(a, out=out)
     flat_out = out.reshape(out.size)
     if a.size:
-        _exp_kernel[_blocks(a.size), _threads()](a.reshape(a.size), flat_out)
+        _launch(_exp_kernel, _blocks(a.size), _threads(), a.reshape(a.size), flat_out)
     return out
 
 
@@ -376,7 +546,7 @@ def random_responsibilities(n_samples, n_columns, seed):
     """
     resp = cuda.device_array((n_samples, n_columns))
     if n_samples:
-        _random_rows_kernel[_blocks(n_samples), _threads()](seed, resp)
+        _launch(_random_rows_kernel, _blocks(n_samples), _threads(), seed, resp)
     return resp
 
 
@@ -410,7 +580,7 @@ def hard_responsibilities(labels, n_columns, softening):
     n = labels.shape[0]
     resp = cuda.device_array((n, n_columns))
     if n:
-        _hard_rows_kernel[_blocks(n), _threads()](labels, float(softening), resp)
+        _launch(_hard_rows_kernel, _blocks(n), _threads(), labels, float(softening), resp)
     return resp
 
 
@@ -444,7 +614,7 @@ def all_finite(X):
     X = _dev(X)
     flag = cuda.to_device(np.zeros(1, dtype=np.int64))
     if X.size:
-        _all_finite_kernel[min(_FINITE_BLOCKS, _blocks(X.size)), _threads()](
+        _launch(_all_finite_kernel, min(_FINITE_BLOCKS, _blocks(X.size)), _threads(),
             X.reshape(X.size), flag)
     return not flag.copy_to_host()[0]
 
@@ -524,7 +694,7 @@ def weighted_scaling(X, w):
     n, p = X.shape
     chunks = _n_chunks(n)
     moments = [cuda.device_array(chunks)] + [cuda.device_array((chunks, p)) for _ in range(5)]
-    _chunk_moments_kernel[_blocks(chunks * p), _threads()](X, w, _config.CUDA_CHUNK_SIZE,
+    _launch(_chunk_moments_kernel, _blocks(chunks * p), _threads(), X, w, _config.CUDA_CHUNK_SIZE,
                                                            *moments)
     weight, high, low, unit_mean, unit_m2, first = (a.copy_to_host() for a in moments)
     return _design.scaling_from_moments(weight, high, low, unit_mean, unit_m2,
@@ -573,7 +743,7 @@ def standardised_design(X, idx, mean, scale, bound):
     X = _dev(X)
     out = cuda.device_array((X.shape[0], np.size(idx) + 1))
     if out.size:
-        _design_kernel[_blocks(out.size), _threads()](
+        _launch(_design_kernel, _blocks(out.size), _threads(),
             X, _dev(idx, np.int64), _dev(mean), _dev(scale), float(bound), out)
     return out
 
@@ -697,13 +867,32 @@ def _build_sum_chunks_kernel(cols, lanes):
     return kernel
 
 
+def _start_sum_chunks(partial, stream=None, name="sum_chunks"):
+    """Launch the ordered sum of device partials (n_chunks, m); returns the function
+    that waits for it and gives the sums on the host.
+
+    Work on another stream than the default one has buffers of its own (``name``).
+    """
+    m = partial.shape[1]
+    out = _scratch(name, (m,))
+    cols, lanes = _SUM_COLS, _SUM_LANES
+    _launch(_sum_chunks_kernel(cols, lanes), -(-m // cols), (cols, lanes), partial, out,
+            stream=stream)
+    if stream is None:
+        # The default stream's copy waits for the main line's kernels.
+        return out.copy_to_host
+
+    def finish():
+        host = out.copy_to_host(stream=stream)
+        stream.synchronize()
+        return host
+
+    return finish
+
+
 def _sum_chunks(partial):
     """Device partials of shape (n_chunks, m) summed in a fixed order, on the host."""
-    m = partial.shape[1]
-    out = _scratch("sum_chunks", (m,))
-    cols, lanes = _SUM_COLS, _SUM_LANES
-    _sum_chunks_kernel(cols, lanes)[-(-m // cols), (cols, lanes)](partial, out)
-    return out.copy_to_host()
+    return _start_sum_chunks(partial)()
 
 
 def _column_sums(A, w=None, B=None):
@@ -711,7 +900,7 @@ def _column_sums(A, w=None, B=None):
     n, m = A.shape
     n_chunks = _n_chunks(n)
     partial = _scratch("column_sums", (n_chunks, m))
-    _column_chunk_sums_kernel[(n_chunks, m), _LANES](
+    _launch(_column_chunk_sums_kernel, (n_chunks, m), _LANES,
         A, _empty(1) if w is None else w, _empty(2) if B is None else B,
         _config.CUDA_CHUNK_SIZE, partial)
     return _sum_chunks(partial)
@@ -892,9 +1081,9 @@ def affine_log_softmax(X, coef, out):
         T = _threads()
         per_row = p + 2 * n_nodes * (n_children | 1) + n_nodes
         rows = _tile_rows(T, m, per_row)
-        _affine_log_softmax_kernel[-(-n // rows), T, 0, rows * per_row * 8](
+        _launch(_affine_log_softmax_kernel, -(-n // rows), T,
             X.reshape(n * p), p, *_params("gate", coef.reshape(m, p)), n_children, rows,
-            d_out.reshape(n * m))
+            d_out.reshape(n * m), shared=rows * per_row * 8)
     return _finish(d_out, host)
 
 
@@ -943,9 +1132,9 @@ def gaussian_log_prob(X, y, coef, var, out):
     if n:
         T = _threads()
         rows = _tile_rows(T, K, p)
-        _gaussian_log_prob_kernel[-(-n // rows), T, 0, rows * p * 8](
+        _launch(_gaussian_log_prob_kernel, -(-n // rows), T,
             X.reshape(n * p), p, _dev(y), *_params("expert", coef, log_norm, 1.0 / var), rows,
-            d_out.reshape(n * K))
+            d_out.reshape(n * K), shared=rows * p * 8)
     return _finish(d_out, host)
 
 
@@ -1159,7 +1348,7 @@ def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, o
         params = np.concatenate([gate, coef.reshape(K * pe), -0.5 * np.log(2.0 * np.pi * var),
                                  1.0 / var])
         two_designs = Xe is not Xg
-        _e_step_kernel(K, pg, pe, two_designs)[_n_chunks(n), _threads()](
+        _launch(_e_step_kernel(K, pg, pe, two_designs), _n_chunks(n), _threads(),
             Xg.reshape(n * pg), Xe.reshape(n * pe) if two_designs else _empty(1), _dev(y),
             _dev(w), *_params("e_step", params), gate_known, bool(exponentiate),
             _config.CUDA_CHUNK_SIZE, d_gate, d_out, partial)
@@ -1222,7 +1411,7 @@ def categorical_log_prob(X, coef, y_idx, out):
     d_out, host = _out(out)
     n = X.shape[0]
     if n:
-        _categorical_log_prob_kernel[_blocks(n), _threads()](
+        _launch(_categorical_log_prob_kernel, _blocks(n), _threads(),
             _dev(X), *_params("categorical", coef.reshape(K * n_classes, p)),
             _dev(y_idx, np.int64), n_classes, d_out)
     return _finish(d_out, host)
@@ -1282,9 +1471,9 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False):
     if n:
         T = _threads()
         rows = _tile_rows(T, K, 2 * (K | 1) + 1)
-        _posterior_kernel[-(-n // rows), T, 0, rows * (2 * (K | 1) + 1) * 8](
+        _launch(_posterior_kernel, -(-n // rows), T,
             _dev(log_prior).reshape(n * K), d_lik.reshape(n * K), _dev(w), K, rows,
-            bool(exponentiate), d_out.reshape(n * K), row_ll)
+            bool(exponentiate), d_out.reshape(n * K), row_ll, shared=rows * (2 * (K | 1) + 1) * 8)
     _finish(d_out, host)
     return float(_column_sums(row_ll)[0])
 
@@ -1316,7 +1505,7 @@ def mix(log_weight, values, out):
     d_out, host = _out(out)
     n = d_out.shape[0]
     if n:
-        _mix_kernel[_blocks(n), _threads()](_dev(log_weight), _dev(values), d_out)
+        _launch(_mix_kernel, _blocks(n), _threads(), _dev(log_weight), _dev(values), d_out)
     return _finish(d_out, host)
 
 
@@ -1353,7 +1542,7 @@ def mix_categorical(X, coef, log_prior, out):
     d_out, host = _out(out)
     n = d_out.shape[0]
     if n:
-        _mix_categorical_kernel[_blocks(n), _threads()](
+        _launch(_mix_categorical_kernel, _blocks(n), _threads(),
             _dev(X), _dev(coef.reshape(K * n_classes, p)), _dev(log_prior), n_classes, d_out)
     return _finish(d_out, host)
 
@@ -1387,7 +1576,7 @@ def leaf_log_prior(level_log_gates, out):
     size = d_out.shape[0] * d_out.shape[1]
     for d, log_gate in enumerate(level_log_gates):
         if size:
-            _add_level_kernel[_blocks(size), _threads()](_dev(log_gate), d == 0, d_out)
+            _launch(_add_level_kernel, _blocks(size), _threads(), _dev(log_gate), d == 0, d_out)
     return _finish(d_out, host)
 
 
@@ -1433,7 +1622,7 @@ def level_targets(resp, n_nodes, n_children, root):
     targets = cuda.device_array((n, n_nodes * n_children))
     mass = cuda.device_array((n, 0 if root else n_nodes))
     if n:
-        _level_targets_kernel[_blocks(n), _threads()](resp, n_children, targets, mass)
+        _launch(_level_targets_kernel, _blocks(n), _threads(), resp, n_children, targets, mass)
     return targets, (None if root else mass)
 
 
@@ -1640,6 +1829,14 @@ def _gram(X, W, y=None, w=None, d=None):
     -------
     G : ndarray of shape (M, d, d), on the host
     """
+    return _start_gram(X, W, y, w, d)()
+
+
+def _start_gram(X, W, y=None, w=None, d=None, stream=None, name="gram"):
+    """Launch :func:`_gram` on ``stream``; returns the function that waits and gives G.
+
+    Work on another stream than the default one has buffers of its own (``name``).
+    """
     X, W = _dev(X), _dev(W)
     n, p = X.shape
     M = W.shape[1]
@@ -1658,21 +1855,43 @@ def _gram(X, W, y=None, w=None, d=None):
     while tile_rows > 1 and tile_rows * (d4 + max_cols) > _SHARED_DOUBLES:
         tile_rows //= 2
     n_chunks = _n_chunks(n)
-    partial = _scratch("gram", (n_chunks, n_items * 16 * E))
+    partial = _scratch(name, (n_chunks, n_items * 16 * E))
     shared_bytes = tile_rows * (d4 + max_cols) * 8
     if n:
-        _gram_kernel(E)[(n_chunks, -(-n_items // per_block)), T, 0, shared_bytes](
+        _launch(_gram_kernel(E), (n_chunks, -(-n_items // per_block)), T,
             X, _empty(1) if y is None else _dev(y), W, _empty(1) if w is None else _dev(w),
-            d, _tile_pairs_device(d), _config.CUDA_CHUNK_SIZE, tile_rows, per_block, partial)
-        tiles = _sum_chunks(partial).reshape(n_groups, n_pairs, E, 4, 4)
-        tiles = tiles.transpose(0, 2, 1, 3, 4).reshape(n_groups * E, n_pairs, 4, 4)[:M]
+            d, _tile_pairs_device(d), _config.CUDA_CHUNK_SIZE, tile_rows, per_block, partial,
+            shared=shared_bytes, stream=stream)
+        sums = _start_sum_chunks(partial, stream, f"{name} sums")
     else:
-        tiles = np.zeros((M, n_pairs, 4, 4))
-    G = np.empty((M, d4, d4))
-    for k, (ta, tb) in enumerate(pairs):
-        G[:, 4 * ta:4 * ta + 4, 4 * tb:4 * tb + 4] = tiles[:, k]
-        G[:, 4 * tb:4 * tb + 4, 4 * ta:4 * ta + 4] = tiles[:, k].transpose(0, 2, 1)
-    return G[:, :d, :d]
+        sums = functools.partial(np.zeros, n_groups * n_pairs * E * 16)
+
+    def finish():
+        tiles = sums().reshape(n_groups, n_pairs, E, 16)
+        tiles = tiles.transpose(0, 2, 1, 3).reshape(n_groups * E, n_pairs * 16)[:M]
+        lower, upper = _tile_scatter(d)
+        G = np.empty((M, d4 * d4))
+        G[:, lower] = tiles
+        G[:, upper] = tiles
+        return G.reshape(M, d4, d4)[:, :d, :d]
+
+    return finish
+
+
+def _tile_scatter(d):
+    """Where the entries of the tiles of :func:`_tile_pairs` go in a flat d4 x d4 matrix.
+
+    Returns the flat index of each tile entry ``(tile, r, c)`` at ``(4 ta + r,
+    4 tb + c)``, and at its mirror ``(4 tb + c, 4 ta + r)``.
+    """
+    key = ("scatter", d)
+    if key not in _SCRATCH:
+        d4, pairs = _tile_pairs(d)
+        r, c = np.divmod(np.arange(16), 4)
+        rows = (4 * pairs[:, :1] + r).ravel()
+        cols = (4 * pairs[:, 1:] + c).ravel()
+        _SCRATCH[key] = (rows * d4 + cols, cols * d4 + rows)
+    return _SCRATCH[key]
 
 
 def weighted_grams(X, weights):
@@ -1710,8 +1929,36 @@ def wls_stats(X, y, resp, w):
     yty : ndarray of shape (n_leaves,)
     mass : ndarray of shape (n_leaves,)
     """
+    return _wls_parts(X.shape[1], _start_gram(X, resp, y=y, w=w, d=X.shape[1] + 2)())
+
+
+def start_wls_stats(X, y, resp, w):
+    """Start :func:`wls_stats` beside the default stream; returns the function that ends it.
+
+    The Gram runs on a stream of its own, after what the default stream has
+    queued so far (the E-step that wrote ``resp``), while the caller goes on
+    (the gate's steps, on the default stream): the GPU computes it in the gaps
+    between them. The caller must end it before anything overwrites the inputs.
+
+    Parameters
+    ----------
+    X, y, resp, w : as :func:`wls_stats`
+
+    Returns
+    -------
+    finish : callable
+        ``finish()`` waits for the statistics and returns what :func:`wls_stats` returns.
+    """
+    stream, ready = _side_stream()
+    ready.record(_main_stream())
+    ready.wait(stream)
     p = X.shape[1]
-    G = _gram(X, resp, y=y, w=w, d=p + 2)
+    gram = _start_gram(X, resp, y=y, w=w, d=p + 2, stream=stream, name="side gram")
+    return lambda: _wls_parts(p, gram())
+
+
+def _wls_parts(p, G):
+    """``wls_stats``'s four parts of the Gram of ``z = (x, y, 1)``."""
     return (np.ascontiguousarray(G[:, :p, :p]), np.ascontiguousarray(G[:, p, :p]),
             G[:, p, p].copy(), G[:, p + 1, p + 1].copy())
 
@@ -1961,7 +2208,7 @@ def _softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba)
     if n:
         n_chunks = _n_chunks(n)
         partial = _scratch("softmax", (n_chunks, n_grad + n_nodes))
-        _softmax_kernel(n_nodes, b, p)[n_chunks, _threads()](
+        _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _threads(),
             X.reshape(n * p), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
             targets, y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE, partial, proba)
         sums = _sum_chunks(partial)
@@ -2049,7 +2296,7 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     n_pair = b * (b + 1) // 2
     pairs = cuda.device_array((n, n_nodes * n_pair))
     if n:
-        _newton_pairs_kernel[_blocks(n), _threads()](proba, w, d_mass, b, pairs)
+        _launch(_newton_pairs_kernel, _blocks(n), _threads(), proba, w, d_mass, b, pairs)
     blocks = _gram(X, pairs)
     curv = np.empty((n_nodes, b * p, b * p))
     for v in range(n_nodes):
