@@ -327,7 +327,7 @@ class _Launcher:
         self._launch = launch
         self._launch_config = launch_config
         self._core_stream = core_stream
-        self._streams = {0: core_stream(0)}
+        self._streams = {}  # wrapped at their first launch: importing touches no driver
         self._configs = {}
         self._compiled = {}
 
