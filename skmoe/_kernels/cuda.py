@@ -311,8 +311,8 @@ def empty(shape):
 class _Launcher:
     """Launches of compiled kernels, without numba-cuda's per-launch dispatch.
 
-    ``kernel[grid, block](*args)`` costs about 50 us on the host in numba-cuda
-    0.30 (an H100's host, benchmarks.md): it types every argument, builds a
+    ``kernel[grid, block](*args)`` costs about 39 us on the host in numba-cuda
+    0.30 (an H100's host; 14 us launched here, benchmarks.md): it types every argument, builds a
     launch configuration and a stream wrapper, and checks the grid for a
     warning, each time. EM launches the same kernels with arguments of the
     same types thousands of times, so after the first launch of a signature
@@ -419,6 +419,10 @@ def _launch(kernel, griddim, blockdim, *args, shared=0, stream=None):
         _LAUNCHER(kernel, griddim, blockdim, shared, stream, args)
 
 
+# The streams of :func:`_main_stream` and :func:`_side_stream`, made at their first use.
+_STREAMS = {}
+
+
 def _new_stream(non_blocking, high_priority):
     """A new stream of numba-cuda, of the lowest or the highest priority; None where the
     toolchain's internals are not as expected (the simulator, other toolchains)."""
@@ -449,10 +453,9 @@ def _main_stream():
     allocations) as the default stream itself would. Where no such stream can
     be made, the default stream (0).
     """
-    stream = _SCRATCH.get("main stream")
-    if stream is None:
-        stream = _SCRATCH["main stream"] = _new_stream(False, True) or 0
-    return stream
+    if "main" not in _STREAMS:
+        _STREAMS["main"] = _new_stream(False, True) or 0
+    return _STREAMS["main"]
 
 
 def _side_stream():
@@ -464,12 +467,11 @@ def _side_stream():
     side's kernels read what the main line's earlier kernels wrote. Where no
     such stream can be made, an ordinary stream: the same results, in turn.
     """
-    entry = _SCRATCH.get("side stream")
-    if entry is None:
+    if "side" not in _STREAMS:
         # The simulator's events take no arguments (and time nothing).
         event = cuda.event() if _simulator_enabled() else cuda.event(timing=False)
-        entry = _SCRATCH["side stream"] = (_new_stream(True, False) or cuda.stream(), event)
-    return entry
+        _STREAMS["side"] = (_new_stream(True, False) or cuda.stream(), event)
+    return _STREAMS["side"]
 
 
 def _threads():
@@ -694,8 +696,8 @@ def weighted_scaling(X, w):
     n, p = X.shape
     chunks = _n_chunks(n)
     moments = [cuda.device_array(chunks)] + [cuda.device_array((chunks, p)) for _ in range(5)]
-    _launch(_chunk_moments_kernel, _blocks(chunks * p), _threads(), X, w, _config.CUDA_CHUNK_SIZE,
-                                                           *moments)
+    _launch(_chunk_moments_kernel, _blocks(chunks * p), _threads(), X, w,
+            _config.CUDA_CHUNK_SIZE, *moments)
     weight, high, low, unit_mean, unit_m2, first = (a.copy_to_host() for a in moments)
     return _design.scaling_from_moments(weight, high, low, unit_mean, unit_m2,
                                         first[np.flatnonzero(weight > 0)[0]])
@@ -871,7 +873,7 @@ def _start_sum_chunks(partial, stream=None, name="sum_chunks"):
     """Launch the ordered sum of device partials (n_chunks, m); returns the function
     that waits for it and gives the sums on the host.
 
-    Work on another stream than the default one has buffers of its own (``name``).
+    Work off the main line (``stream`` not None) has buffers of its own (``name``).
     """
     m = partial.shape[1]
     out = _scratch(name, (m,))
@@ -1835,7 +1837,7 @@ def _gram(X, W, y=None, w=None, d=None):
 def _start_gram(X, W, y=None, w=None, d=None, stream=None, name="gram"):
     """Launch :func:`_gram` on ``stream``; returns the function that waits and gives G.
 
-    Work on another stream than the default one has buffers of its own (``name``).
+    Work off the main line (``stream`` not None) has buffers of its own (``name``).
     """
     X, W = _dev(X), _dev(W)
     n, p = X.shape
@@ -1878,20 +1880,18 @@ def _start_gram(X, W, y=None, w=None, d=None, stream=None, name="gram"):
     return finish
 
 
+@functools.lru_cache(maxsize=None)
 def _tile_scatter(d):
     """Where the entries of the tiles of :func:`_tile_pairs` go in a flat d4 x d4 matrix.
 
     Returns the flat index of each tile entry ``(tile, r, c)`` at ``(4 ta + r,
     4 tb + c)``, and at its mirror ``(4 tb + c, 4 ta + r)``.
     """
-    key = ("scatter", d)
-    if key not in _SCRATCH:
-        d4, pairs = _tile_pairs(d)
-        r, c = np.divmod(np.arange(16), 4)
-        rows = (4 * pairs[:, :1] + r).ravel()
-        cols = (4 * pairs[:, 1:] + c).ravel()
-        _SCRATCH[key] = (rows * d4 + cols, cols * d4 + rows)
-    return _SCRATCH[key]
+    d4, pairs = _tile_pairs(d)
+    r, c = np.divmod(np.arange(16), 4)
+    rows = (4 * pairs[:, :1] + r).ravel()
+    cols = (4 * pairs[:, 1:] + c).ravel()
+    return rows * d4 + cols, cols * d4 + rows
 
 
 def weighted_grams(X, weights):
