@@ -183,6 +183,46 @@ def _dev(a, dtype=np.float64):
     return _copy_to_device(np.ascontiguousarray(a, dtype=dtype))
 
 
+def _flat(a):
+    """The C-contiguous device array ``a`` as one dimension: the same view at each call.
+
+    A numba-cuda view is a new Python object, whose numba type is worked out
+    again at its launch: about 20 us a view on an H100's host, several times a
+    Boehning step. So the view is kept on the array (it refers to the array's
+    memory, not to the array: no cycle), where the array takes attributes.
+    """
+    flat = getattr(a, "_skmoe_flat", None)
+    if flat is None:
+        flat = a.reshape(a.size)
+        with contextlib.suppress(AttributeError):
+            a._skmoe_flat = flat
+    return flat
+
+
+# numba-cuda's copies between host and device arrays, without the checks and
+# conversions of ``DeviceNDArray.copy_to_device`` and ``copy_to_host``: 4 to 11
+# us of host time against 76 to 113 us (336 doubles from page-locked memory), and
+# 9 against 18 us back (an H100's host, benchmarks.md). The small buffers they
+# serve need none of them (contiguous float64 of the same size). None where the
+# toolchain has no such functions (the simulator).
+_HOST_TO_DEVICE, _DEVICE_TO_HOST = (
+    (None, None) if _simulator_enabled()
+    else (getattr(cuda.cudadrv.driver, "host_to_device", None),
+          getattr(cuda.cudadrv.driver, "device_to_host", None)))
+
+
+def _small_to_host(dev):
+    """A small contiguous float64 device array copied to a new host array, synchronously.
+
+    On the default stream, as ``copy_to_host()``: after the main line's kernels.
+    """
+    if _DEVICE_TO_HOST is None:
+        return dev.copy_to_host()
+    host = np.empty(dev.shape)
+    _DEVICE_TO_HOST(host, dev, host.nbytes)
+    return host
+
+
 def _params(name, *arrays):
     """Small float64 host arrays (parameters) on the device, in one copy.
 
@@ -201,17 +241,26 @@ def _params(name, *arrays):
         if entry is not None:
             entry[2].synchronize()  # no copy may still read a buffer that is freed
         entry = _SCRATCH[key] = (cuda.pinned_array(total), cuda.device_array(total),
-                                 cuda.event())
-    host, dev, copied = entry
+                                 cuda.event(), {})
+    host, dev, copied, all_views = entry
     copied.synchronize()
-    views = []
+    shapes = tuple(np.shape(a) for a in arrays)
+    views = all_views.get(shapes)
+    if views is None:
+        views, offset = [], 0
+        for shape, size in zip(shapes, sizes):
+            views.append(dev[offset:offset + size].reshape(shape))
+            offset += size
+        views = all_views[shapes] = tuple(views)
     offset = 0
     for a, size in zip(arrays, sizes):
         host[offset:offset + size] = np.ravel(a)
-        views.append(dev[offset:offset + size].reshape(np.shape(a)))
         offset += size
     stream = _main_stream()
-    dev.copy_to_device(host, stream=stream)
+    if _HOST_TO_DEVICE is None:
+        dev.copy_to_device(host, stream=stream)
+    else:
+        _HOST_TO_DEVICE(dev, host, host.nbytes, stream=stream)
     copied.record(stream)
     return views
 
@@ -431,12 +480,12 @@ def _new_stream(non_blocking, high_priority):
     try:
         from numba.cuda.cudadrv import driver
 
+        context = cuda.current_context()  # the driver's calls below need one
         flags = driver.binding.CUstream_flags
         flag = flags.CU_STREAM_NON_BLOCKING if non_blocking else flags.CU_STREAM_DEFAULT
         least, greatest = driver.driver.cuCtxGetStreamPriorityRange()
         handle = driver.driver.cuStreamCreateWithPriority(
             flag.value, greatest if high_priority else least)
-        context = cuda.current_context()
         return driver.Stream(
             handle, finalizer=driver._stream_finalizer(context.deallocations, handle))
     except (ImportError, AttributeError, TypeError, ValueError, _DRIVER_ERROR):
@@ -507,9 +556,9 @@ def exp(a, out):
     """
     if not _on_device(a):
         return np.exp(a, out=out)
-    flat_out = out.reshape(out.size)
+    flat_out = _flat(out)
     if a.size:
-        _launch(_exp_kernel, _blocks(a.size), _threads(), a.reshape(a.size), flat_out)
+        _launch(_exp_kernel, _blocks(a.size), _threads(), _flat(a), flat_out)
     return out
 
 
@@ -881,8 +930,7 @@ def _start_sum_chunks(partial, stream=None, name="sum_chunks"):
     _launch(_sum_chunks_kernel(cols, lanes), -(-m // cols), (cols, lanes), partial, out,
             stream=stream)
     if stream is None:
-        # The default stream's copy waits for the main line's kernels.
-        return out.copy_to_host
+        return functools.partial(_small_to_host, out)
 
     def finish():
         host = out.copy_to_host(stream=stream)
@@ -1084,8 +1132,8 @@ def affine_log_softmax(X, coef, out):
         per_row = p + 2 * n_nodes * (n_children | 1) + n_nodes
         rows = _tile_rows(T, m, per_row)
         _launch(_affine_log_softmax_kernel, -(-n // rows), T,
-            X.reshape(n * p), p, *_params("gate", coef.reshape(m, p)), n_children, rows,
-            d_out.reshape(n * m), shared=rows * per_row * 8)
+            _flat(X), p, *_params("gate", coef.reshape(m, p)), n_children, rows,
+            _flat(d_out), shared=rows * per_row * 8)
     return _finish(d_out, host)
 
 
@@ -1135,8 +1183,8 @@ def gaussian_log_prob(X, y, coef, var, out):
         T = _threads()
         rows = _tile_rows(T, K, p)
         _launch(_gaussian_log_prob_kernel, -(-n // rows), T,
-            X.reshape(n * p), p, _dev(y), *_params("expert", coef, log_norm, 1.0 / var), rows,
-            d_out.reshape(n * K), shared=rows * p * 8)
+            _flat(X), p, _dev(y), *_params("expert", coef, log_norm, 1.0 / var), rows,
+            _flat(d_out), shared=rows * p * 8)
     return _finish(d_out, host)
 
 
@@ -1351,7 +1399,7 @@ def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, o
                                  1.0 / var])
         two_designs = Xe is not Xg
         _launch(_e_step_kernel(K, pg, pe, two_designs), _n_chunks(n), _threads(),
-            Xg.reshape(n * pg), Xe.reshape(n * pe) if two_designs else _empty(1), _dev(y),
+            _flat(Xg), _flat(Xe) if two_designs else _empty(1), _dev(y),
             _dev(w), *_params("e_step", params), gate_known, bool(exponentiate),
             _config.CUDA_CHUNK_SIZE, d_gate, d_out, partial)
     _finish(d_out, host)
@@ -1474,8 +1522,8 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False):
         T = _threads()
         rows = _tile_rows(T, K, 2 * (K | 1) + 1)
         _launch(_posterior_kernel, -(-n // rows), T,
-            _dev(log_prior).reshape(n * K), d_lik.reshape(n * K), _dev(w), K, rows,
-            bool(exponentiate), d_out.reshape(n * K), row_ll, shared=rows * (2 * (K | 1) + 1) * 8)
+            _flat(_dev(log_prior)), _flat(d_lik), _dev(w), K, rows,
+            bool(exponentiate), _flat(d_out), row_ll, shared=rows * (2 * (K | 1) + 1) * 8)
     _finish(d_out, host)
     return float(_column_sums(row_ll)[0])
 
@@ -2209,7 +2257,7 @@ def _softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba)
         n_chunks = _n_chunks(n)
         partial = _scratch("softmax", (n_chunks, n_grad + n_nodes))
         _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _threads(),
-            X.reshape(n * p), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
+            _flat(X), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
             targets, y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE, partial, proba)
         sums = _sum_chunks(partial)
     else:
