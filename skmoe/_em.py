@@ -179,7 +179,7 @@ class Model:
 
     def m_step(self, params, problem, resp, n_steps=1, root_bound=None, root_log_proba=None,
                return_log_probs=False):
-        """Experts exactly (or by monotone steps), then every gate level.
+        """Experts exactly (or by monotone steps), and every gate level.
 
         ``root_log_proba``: the root gate's log-probabilities at
         ``params["gates"][0]`` (from :meth:`e_step`), or None. With
@@ -187,16 +187,24 @@ class Model:
         coefficients where the gate step computed them (else None), for
         :meth:`e_step`'s ``gate_log_probs``.
         """
-        # Experts that can start their M-step end it after the gates': a GPU
-        # computes their statistics in the gaps between the gate's steps.
+        # Experts that can start their M-step end it during the last gate
+        # step: a GPU computes their statistics in the gaps between the gate's
+        # steps, and takes the last gate pass while the host solves for them.
         expert_args = (self.kernels, params["experts"], problem.X_expert, problem.target, resp,
                        problem.weight, n_steps)
         start = getattr(self.experts, "start_m_step", None)
+        ended = []
         if start is None:
-            experts = self.experts.m_step(*expert_args)
+            ended.append(self.experts.m_step(*expert_args))
+            end_experts = None
         else:
             finish_experts = start(*expert_args)
+
+            def end_experts():
+                ended.append(finish_experts())
+
         gates, log_probs = [], []
+        last = len(params["gates"]) - 1
         p = problem.X_gate.shape[1]
         for d, coef in enumerate(params["gates"]):
             targets, mass = self.tree.level_targets(resp, d, self.kernels)
@@ -209,12 +217,13 @@ class Model:
                 targets=targets, reg=self.reg_gate, solver=solver,
                 n_steps=steps, root_bound=root_bound if d == 0 else None,
                 log_proba=root_log_proba if d == 0 else None, return_log_proba=True,
+                meanwhile=end_experts if d == last else None,
             )
             gates.append(coef)
             log_probs.append(log_proba)
-        if start is not None:
-            experts = finish_experts()
-        params = {"gates": gates, "experts": experts}
+        if not ended:  # no gate level
+            end_experts()
+        params = {"gates": gates, "experts": ended[0]}
         return (params, log_probs) if return_log_probs else params
 
     def initial_params(self, n_gate_coefs, n_expert_coefs):

@@ -111,6 +111,7 @@ def bohning_bound(kernels, X, w):
 def softmax_m_step(
     kernels, X, coef, w, *, mass=None, targets=None, y_idx=None, reg=0.0,
     solver="newton", n_steps=1, root_bound=None, log_proba=None, return_log_proba=False,
+    meanwhile=None,
 ):
     """Take ``n_steps`` monotone steps on N weighted softmax regressions.
 
@@ -136,6 +137,10 @@ def softmax_m_step(
         Also return the log-probabilities at the new coefficients where the
         steps computed them (Newton steps on soft counts: the last objective
         check), for the next E-step to reuse; else None.
+    meanwhile : callable or None
+        Host work called once: while the backend takes the last step's pass
+        over the data (``start_softmax_stats``: a GPU's kernel runs meanwhile),
+        or at the end where no step takes one.
 
     Returns
     -------
@@ -146,6 +151,8 @@ def softmax_m_step(
     n_nodes, b, p = coef.shape
     new_log_proba = None
     if b == 1:
+        if meanwhile is not None:
+            meanwhile()
         return (coef, new_log_proba) if return_log_proba else coef
     mask = np.ones(p)
     mask[0] = 0.0
@@ -165,9 +172,11 @@ def softmax_m_step(
         if step == 0 and at_proba is not None:
             objective, grad, curv = None, at_proba(X, log_proba, w, targets), None
         else:
-            objective, grad, curv = kernels.softmax_stats(
-                X, coef, w, mass, targets, y_idx, curvature
-            )
+            finish = kernels.start_softmax_stats(X, coef, w, mass, targets, y_idx, curvature)
+            if step == n_steps - 1 and meanwhile is not None:
+                meanwhile()
+                meanwhile = None
+            objective, grad, curv = finish()
         delta = np.zeros_like(coef)
         for v in range(n_nodes):
             rhs = grad[v, 1:] - reg * mask * coef[v, 1:]
@@ -188,6 +197,8 @@ def softmax_m_step(
             coef, new_log_proba = _halve_until_better(
                 kernels, X, coef, delta, w, mass, targets, y_idx, reg,
                 objective - penalty(coef, reg))
+    if meanwhile is not None:
+        meanwhile()
     return (coef, new_log_proba) if return_log_proba else coef
 
 

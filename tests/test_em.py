@@ -101,6 +101,35 @@ def test_bohning_step_is_relaxed_minoriser_step_and_monotone(at_root):
     assert after - before >= (f - f * f / 2) * rhs @ maximiser.ravel() * (1 - 1e-9) > 0
 
 
+@pytest.mark.parametrize("solver, n_steps, b, at_root", [
+    ("bohning", 5, 3, True), ("bohning", 1, 3, True), ("bohning", 2, 3, False),
+    ("newton", 2, 3, False), ("newton", 1, 1, False)])
+def test_gate_step_calls_meanwhile_once_and_gives_the_same_step(solver, n_steps, b, at_root):
+    """``meanwhile`` runs once on every path (steps from the E-step's probabilities,
+    Newton halving, a single child) and changes nothing in the step."""
+    rng = np.random.RandomState(1)
+    n, p = 120, 3
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
+    w = rng.uniform(0.5, 1.5, size=n)
+    targets = rng.dirichlet(np.ones(b), size=n)
+    coef = rng.normal(scale=0.3, size=(1, b, p))
+    coef[:, 0] = 0.0
+    kernels = get_backend("cpu")
+    root_bound = bohning_bound(kernels, X, w) if at_root else None
+    log_proba = None
+    if at_root:
+        logits = X @ coef[0].T
+        log_proba = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    calls = []
+    got = softmax_m_step(kernels, X, coef, w, targets=targets, reg=0.1, solver=solver,
+                         n_steps=n_steps, root_bound=root_bound, log_proba=log_proba,
+                         meanwhile=lambda: calls.append(1))
+    assert calls == [1]
+    expected = softmax_m_step(kernels, X, coef, w, targets=targets, reg=0.1, solver=solver,
+                              n_steps=n_steps, root_bound=root_bound, log_proba=log_proba)
+    assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("b", [2, 3, 5, 16])
 def test_root_bound_solves_the_kronecker_system(b):
     """The two p x p solves of RootBound give the (b-1) p system's solution; a

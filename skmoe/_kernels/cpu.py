@@ -859,6 +859,18 @@ def start_wls_stats(X, y, resp, w):
     return lambda: stats
 
 
+def start_softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
+    """:func:`softmax_stats`, as the CUDA backend's overlapping form has it: here computed now.
+
+    Returns
+    -------
+    finish : callable
+        ``finish()`` returns what :func:`softmax_stats` returns.
+    """
+    stats = softmax_stats(X, coef, w, mass, targets, y_idx, curvature)
+    return lambda: stats
+
+
 def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     """Objective, gradient and curvature of a set of weighted softmax regressions.
 

@@ -2249,6 +2249,11 @@ def _softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba)
     grad : ndarray of shape (n_nodes, n_children, n_coefs) or None
     objective : ndarray of shape (n_nodes,)
     """
+    return _start_softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba)()
+
+
+def _start_softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba):
+    """Launch :func:`_softmax_sums`'s pass; returns the function that waits and gives them."""
     n, p = X.shape
     n_nodes, b, _ = coef.shape
     m = n_nodes * b
@@ -2259,11 +2264,16 @@ def _softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba)
         _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _threads(),
             _flat(X), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
             targets, y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE, partial, proba)
-        sums = _sum_chunks(partial)
+        sums = _start_sum_chunks(partial)
     else:
-        sums = np.zeros(n_grad + n_nodes)
-    grad = sums[:n_grad].reshape(n_nodes, b, p) if want_grad else None
-    return grad, sums[n_grad:].copy()
+        sums = functools.partial(np.zeros, n_grad + n_nodes)
+
+    def finish():
+        values = sums()
+        grad = values[:n_grad].reshape(n_nodes, b, p) if want_grad else None
+        return grad, values[n_grad:].copy()
+
+    return finish
 
 
 def softmax_gradient(X, log_proba, w, targets):
@@ -2321,6 +2331,16 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
         "bohning": (n_nodes, n_coefs, n_coefs), ``sum_i w_i s_iv x_i x_i^T``;
         "newton": (n_nodes, b*n_coefs, b*n_coefs), the Fisher information.
     """
+    return start_softmax_stats(X, coef, w, mass, targets, y_idx, curvature)()
+
+
+def start_softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
+    """Launch :func:`softmax_stats`'s pass over the data; returns the function that ends it.
+
+    The caller may work on the host while the GPU takes the pass; ``finish()``
+    waits for it (and computes the curvature, where one is asked) and returns
+    what :func:`softmax_stats` returns.
+    """
     X, w = _dev(X), _dev(w)
     n, p = X.shape
     n_nodes, b, _ = coef.shape
@@ -2331,31 +2351,35 @@ def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
     d_targets = _empty(2) if targets is None else _dev(targets)
     d_y = _empty(1, np.int64) if y_idx is None else _dev(y_idx, np.int64)
     proba = cuda.device_array((n, m)) if newton else _empty(2)
-    grad, objective = _softmax_sums(X, coef, _empty(2), w, d_mass, d_targets, d_y, want_grad,
-                                    proba)
-    if not want_grad:
-        return objective, None, None
-    if curvature == "gradient":
-        return objective, grad, None
-    if curvature == "bohning":
-        if mass is None:
-            return objective, grad, _gram(X, as_column(w))[[0] * n_nodes]
-        return objective, grad, _gram(X, d_mass, w=w)
-    n_pair = b * (b + 1) // 2
-    pairs = cuda.device_array((n, n_nodes * n_pair))
-    if n:
-        _launch(_newton_pairs_kernel, _blocks(n), _threads(), proba, w, d_mass, b, pairs)
-    blocks = _gram(X, pairs)
-    curv = np.empty((n_nodes, b * p, b * p))
-    for v in range(n_nodes):
-        col = v * n_pair
-        for j in range(b):
-            for k in range(j, b):
-                block = blocks[col]
-                curv[v, j * p:(j + 1) * p, k * p:(k + 1) * p] = block
-                curv[v, k * p:(k + 1) * p, j * p:(j + 1) * p] = block
-                col += 1
-    return objective, grad, curv
+    sums = _start_softmax_sums(X, coef, _empty(2), w, d_mass, d_targets, d_y, want_grad, proba)
+
+    def finish():
+        grad, objective = sums()
+        if not want_grad:
+            return objective, None, None
+        if curvature == "gradient":
+            return objective, grad, None
+        if curvature == "bohning":
+            if mass is None:
+                return objective, grad, _gram(X, as_column(w))[[0] * n_nodes]
+            return objective, grad, _gram(X, d_mass, w=w)
+        n_pair = b * (b + 1) // 2
+        pairs = cuda.device_array((n, n_nodes * n_pair))
+        if n:
+            _launch(_newton_pairs_kernel, _blocks(n), _threads(), proba, w, d_mass, b, pairs)
+        blocks = _gram(X, pairs)
+        curv = np.empty((n_nodes, b * p, b * p))
+        for v in range(n_nodes):
+            col = v * n_pair
+            for j in range(b):
+                for k in range(j, b):
+                    block = blocks[col]
+                    curv[v, j * p:(j + 1) * p, k * p:(k + 1) * p] = block
+                    curv[v, k * p:(k + 1) * p, j * p:(j + 1) * p] = block
+                    col += 1
+        return objective, grad, curv
+
+    return finish
 
 
 def __getattr__(name):
