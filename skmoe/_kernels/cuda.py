@@ -990,6 +990,32 @@ def total(w):
     return float(_column_sums(as_column(w))[0])
 
 
+@cuda.jit(device=True)
+def _stage_rows(X_flat, tile, rows, p, sh, at, t, threads):
+    """Copy rows ``tile:tile + rows`` of X (p columns) to ``sh[at:]`` at a row stride of ``p | 1``.
+
+    The rows are contiguous in X: threads take consecutive doubles (a coalesced
+    copy). An odd stride lets one thread per row read the tile without bank
+    conflicts; where p is odd already, the copy is one straight run with
+    unsigned indices (Numba tests signed ones for wraparound), else each double
+    finds its row with one division.
+    """
+    size = uint64(rows * p)
+    src = uint64(tile * p)
+    dst = uint64(at)
+    q = uint64(t)
+    step = uint64(threads)
+    if p % 2 == 1:
+        while q < size:
+            sh[dst + q] = X_flat[src + q]
+            q += step
+    else:
+        up = uint64(p)
+        while q < size:
+            sh[dst + q + q // up] = X_flat[src + q]
+            q += step
+
+
 # --------------------------------------------------------------------------
 # Row kernels: one thread per row (or per element), no reductions
 
@@ -1219,10 +1245,13 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
     the widths are compile-time constants, so the loops over experts unroll):
     the gate's log-softmax (or the given log-probabilities), the experts'
     log-densities, their log-sum-exp and the responsibilities. The tile's
-    results go back through shared memory in coalesced sweeps, and one thread
-    adds the rows' weighted log-normalisers in row order, so the chunk's sum
-    depends on the chunk size only. No (n, K) array is touched but the results
-    and the gate's log-probabilities (read when given, written when computed).
+    results go back through shared memory in coalesced sweeps. The rows'
+    weighted log-normalisers are summed in 32 fixed lanes (lane l: the chunk's
+    rows l, l + 32, ... in order), then over the lanes in order, so the chunk's
+    sum depends on the chunk size only. No (n, K) array is touched but the
+    results and the gate's log-probabilities (read when given, written when
+    computed). Indices are unsigned: Numba tests signed ones for wraparound,
+    which once took two thirds of the kernel's instructions.
     """
     gx = pg | 1  # odd strides: one row per thread without bank conflicts
     ex = (pe | 1) if two_designs else 0
@@ -1231,7 +1260,8 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
     n_params = K * (pg + pe + 2)
     coef_shared = n_params <= shared_coefs
     coef_size = n_params if coef_shared else 1
-    rows_per_tile = max(1, min(threads, (shared_doubles - coef_size) // (row_doubles + 1)))
+    rows_per_tile = max(1, min(threads, (shared_doubles - coef_size - _LANES)
+                               // (row_doubles + 1)))
     tile_size = rows_per_tile * row_doubles
     e_at = rows_per_tile * gx  # the expert design's rows, after the gate's
     g_at = rows_per_tile * ks  # the log gate tile, after the results'
@@ -1242,11 +1272,22 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
     options = {} if _simulator_enabled() or max_registers is None else {
         "max_registers": max_registers}
 
+    # Unsigned constants of the hot loops (an unsigned index skips Numba's
+    # wraparound test; a signed operand would make the sum a float).
+    u_gx = uint64(gx)
+    u_ex = uint64(ex)
+    u_k = uint64(K)
+    u_ks = uint64(ks)
+    u_g_at = uint64(g_at)
+    u_threads = uint64(threads)
+    u_lanes = uint64(_LANES)
+
     @cuda.jit(**options)
     def kernel(Xg_flat, Xe_flat, y, w, params, gate_known, exponentiate, chunk_size,
                log_gate, out, partial):
         sh = cuda.shared.array(tile_size, dtype=float64)
         sh_ll = cuda.shared.array(rows_per_tile, dtype=float64)
+        sh_lanes = cuda.shared.array(_LANES, dtype=float64)
         sh_c = cuda.shared.array(coef_size, dtype=float64)
         z = cuda.local.array(K, dtype=float64)
         u = cuda.local.array(K, dtype=float64)
@@ -1256,39 +1297,37 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
         if coef_shared:
             for q in range(t, n_params, threads):
                 sh_c[q] = params[q]
+        for lane in range(t, _LANES, threads):
+            sh_lanes[lane] = 0.0
         acc = 0.0
         start = c * chunk_size
         stop = min(n, start + chunk_size)
         for tile in range(start, stop, rows_per_tile):
             rows = min(rows_per_tile, stop - tile)
             cuda.syncthreads()
-            first = tile * pg
-            for q in range(t, rows * pg, threads):
-                r = q // pg
-                sh[r * gx + q - r * pg] = Xg_flat[first + q]
+            _stage_rows(Xg_flat, tile, rows, pg, sh, 0, t, threads)
             if two_designs:
-                first = tile * pe
-                for q in range(t, rows * pe, threads):
-                    r = q // pe
-                    sh[e_at + r * ex + q - r * pe] = Xe_flat[first + q]
+                _stage_rows(Xe_flat, tile, rows, pe, sh, e_at, t, threads)
             cuda.syncthreads()
-            i = tile + t
+            i = uint64(tile + t)
+            at_row = i * u_k
             L = 0.0
             if t < rows:
-                xr = uint64(t * gx)
+                xr = uint64(t) * u_gx
                 if gate_known:
                     for k in range(K):
-                        z[k] = log_gate[i, k]
+                        z[k] = log_gate[at_row + uint64(k)]
                 else:
                     for k in range(K):
                         z[k] = 0.0
                     for a in range(pg):
-                        x = sh[xr + uint64(a)]
+                        ua = uint64(a)
+                        x = sh[xr + ua]
                         for k in range(K):
                             if coef_shared:
-                                z[k] += x * sh_c[k * pg + a]
+                                z[k] += x * sh_c[uint64(k * pg) + ua]
                             else:
-                                z[k] += x * params[k * pg + a]
+                                z[k] += x * params[uint64(k * pg) + ua]
                     top = z[0]
                     for k in range(1, K):
                         top = max(top, z[k])
@@ -1298,16 +1337,17 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
                     lse = top + math.log(total)
                     for k in range(K):
                         z[k] = z[k] - lse
-                er = uint64(e_at + t * ex) if two_designs else xr
+                er = uint64(e_at) + uint64(t) * u_ex if two_designs else xr
                 for k in range(K):
                     u[k] = 0.0
                 for a in range(pe):
-                    x = sh[er + uint64(a)]
+                    ua = uint64(a)
+                    x = sh[er + ua]
                     for k in range(K):
                         if coef_shared:
-                            u[k] += x * sh_c[b_at + k * pe + a]
+                            u[k] += x * sh_c[uint64(b_at + k * pe) + ua]
                         else:
-                            u[k] += x * params[b_at + k * pe + a]
+                            u[k] += x * params[uint64(b_at + k * pe) + ua]
                 yi = y[i]
                 for k in range(K):
                     resid = yi - u[k]
@@ -1321,29 +1361,49 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
                     top = max(top, u[k])
                 total = 0.0
                 for k in range(K):
-                    total += math.exp(u[k] - top)
+                    share = math.exp(u[k] - top)
+                    total += share
+                    if exponentiate:
+                        u[k] = share
                 L = top + math.log(total)
                 sh_ll[t] = w[i] * L
+                # The responsibilities from the same exponentials.
+                scale = 1.0 / total
+                for k in range(K):
+                    u[k] = u[k] * scale if exponentiate else u[k] - L
             # The designs' tile is read; the results take its place.
             cuda.syncthreads()
             if t < rows:
-                rr = uint64(t * ks)
+                rr = uint64(t) * u_ks
                 for k in range(K):
-                    value = u[k] - L
-                    sh[rr + uint64(k)] = math.exp(value) if exponentiate else value
+                    sh[rr + uint64(k)] = u[k]
                     if not gate_known:
-                        sh[uint64(g_at) + rr + uint64(k)] = z[k]
+                        sh[u_g_at + rr + uint64(k)] = z[k]
             cuda.syncthreads()
-            for q in range(t, rows * K, threads):
-                r = q // K
-                k = q - r * K
-                out[tile + r, k] = sh[r * ks + k]
+            # Back in coalesced sweeps: the tile's rows are contiguous in out.
+            size = uint64(rows) * u_k
+            first = uint64(tile) * u_k
+            q = uint64(t)
+            while q < size:
+                at = q + q // u_k if ks > K else q
+                out[first + q] = sh[at]
                 if not gate_known:
-                    log_gate[tile + r, k] = sh[g_at + r * ks + k]
-            if t == 0:
-                for r in range(rows):
-                    acc += sh_ll[r]
+                    log_gate[first + q] = sh[u_g_at + at]
+                q += u_threads
+            # Lane l adds the chunk's rows l, l + 32, ... in order (the tile's
+            # rows stay in shared memory until the next tile's second barrier).
+            offset = uint64(tile - start) % u_lanes
+            for lane in range(t, _LANES, threads):
+                r = (uint64(lane) + u_lanes - offset) % u_lanes
+                value = sh_lanes[lane]
+                while r < rows:
+                    value += sh_ll[r]
+                    r += u_lanes
+                sh_lanes[lane] = value
+        cuda.syncthreads()
         if t == 0:
+            for lane in range(_LANES):
+                acc += sh_lanes[lane]
             partial[c, 0] = acc
 
     return kernel
@@ -1401,7 +1461,7 @@ def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, o
         _launch(_e_step_kernel(K, pg, pe, two_designs), _n_chunks(n), _threads(),
             _flat(Xg), _flat(Xe) if two_designs else _empty(1), _dev(y),
             _dev(w), *_params("e_step", params), gate_known, bool(exponentiate),
-            _config.CUDA_CHUNK_SIZE, d_gate, d_out, partial)
+            _config.CUDA_CHUNK_SIZE, _flat(d_gate), _flat(d_out), partial)
     _finish(d_out, host)
     if not gate_known:
         _finish(d_gate, gate_host)
@@ -2081,6 +2141,12 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     acc_size = 4 * units_per_thread
     # The simulator takes no register limit (it has no registers).
     options = {} if _simulator_enabled() else {"max_registers": max_registers}
+    # Unsigned constants of the hot loops (an unsigned index skips Numba's
+    # wraparound test; a signed operand would make the sum a float).
+    ux = uint64(x_stride)
+    ur = uint64(r_stride)
+    u_m = uint64(m)
+    u_nodes = uint64(n_nodes)
 
     @cuda.jit(**options)
     def kernel(X_flat, coef_flat, log_proba, w, mass, targets, y_idx, want_grad, obj_at,
@@ -2098,8 +2164,6 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
         has_targets = targets.shape[0] > 0
         keep_proba = proba.shape[0] > 0
         from_log = log_proba.shape[0] > 0
-        ux = uint64(x_stride)
-        ur = uint64(r_stride)
         if coef_shared:
             for q in range(t, m * p, threads):
                 sh_c[q] = coef_flat[q]
@@ -2110,33 +2174,31 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
         for tile in range(start, stop, rows_per_tile):
             rows = min(rows_per_tile, stop - tile)
             cuda.syncthreads()
-            # The tile's rows are contiguous in X: a coalesced copy.
-            first = tile * p
-            for q in range(t, rows * p, threads):
-                r = q // p
-                sh_x[r * x_stride + q - r * p] = X_flat[first + q]
+            _stage_rows(X_flat, tile, rows, p, sh_x, 0, t, threads)
             cuda.syncthreads()
             # 1. One thread per row.
-            for r in range(t, rows, threads):
-                i = tile + r
-                xr = uint64(r * x_stride)
+            if t < rows:
+                i = uint64(tile + t)
+                xr = uint64(t * x_stride)
+                at_row = i * u_m
                 if from_log:
                     for k in range(m):
-                        z[k] = log_proba[i, k]
+                        z[k] = log_proba[at_row + uint64(k)]
                 else:
                     for k in range(m):
                         z[k] = 0.0
                     for a in range(p):
-                        x = sh_x[xr + uint64(a)]
+                        ua = uint64(a)
+                        x = sh_x[xr + ua]
                         for k in range(m):
                             if coef_shared:
-                                z[k] += x * sh_c[k * p + a]
+                                z[k] += x * sh_c[uint64(k * p) + ua]
                             else:
-                                z[k] += x * coef_flat[k * p + a]
+                                z[k] += x * coef_flat[uint64(k * p) + ua]
                 wi = w[i]
-                rr = uint64(r * r_stride)
+                rr = uint64(t * r_stride)
                 for v in range(n_nodes):
-                    s = mass[i, v] if has_mass else 1.0
+                    s = mass[i * u_nodes + uint64(v)] if has_mass else 1.0
                     top = 0.0
                     log_total = 0.0
                     if not from_log:
@@ -2149,7 +2211,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                     for j in range(b):
                         k = v * b + j
                         if has_targets:
-                            target = targets[i, k]
+                            target = targets[at_row + uint64(k)]
                         else:
                             target = s if y_idx[i] == j else 0.0
                         # Kept where the residual goes, for the second loop.
@@ -2161,7 +2223,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                         total += z[k]
                     if not from_log:
                         log_total = math.log(total)
-                    sh_o[r * n_nodes + v] = wi * (weighted - mass_t * log_total)
+                    sh_o[uint64(t * n_nodes + v)] = wi * (weighted - mass_t * log_total)
                     # The given log-probabilities are normalised already.
                     scale = 1.0 if from_log else 1.0 / total
                     for j in range(b):
@@ -2169,7 +2231,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                         target = sh_r[rr + uint64(k)]
                         prob = z[k] * scale
                         if keep_proba:
-                            proba[i, k] = prob
+                            proba[at_row + uint64(k)] = prob
                         sh_r[rr + uint64(k)] = wi * (target - s * prob)
                 for k in range(m, 4 * n_quads):
                     sh_r[rr + uint64(k)] = 0.0
@@ -2200,10 +2262,11 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                         acc[at + 2] = a2
                         acc[at + 3] = a3
                 elif u < n_grad_units + n_nodes:
-                    v = u - n_grad_units
+                    oi = uint64(u - n_grad_units)
                     value = acc[at]
-                    for r in range(rows):
-                        value += sh_o[r * n_nodes + v]
+                    for _ in range(rows):
+                        value += sh_o[oi]
+                        oi += u_nodes
                     acc[at] = value
         for slot in range(units_per_thread):
             u = t + slot * threads
@@ -2262,8 +2325,9 @@ def _start_softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, 
         n_chunks = _n_chunks(n)
         partial = _scratch("softmax", (n_chunks, n_grad + n_nodes))
         _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _threads(),
-            _flat(X), *_params("softmax", coef.reshape(m * p)), log_proba, w, mass,
-            targets, y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE, partial, proba)
+            _flat(X), *_params("softmax", coef.reshape(m * p)), _flat(log_proba), w,
+            _flat(mass), _flat(targets), y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE,
+            partial, _flat(proba))
         sums = _start_sum_chunks(partial)
     else:
         sums = functools.partial(np.zeros, n_grad + n_nodes)
