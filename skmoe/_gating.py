@@ -69,7 +69,8 @@ class RootBound:
     ``1/(2b)`` on ``1``. So ``A = P (x) M1 + Q (x) M2`` with ``Q = 11^T/(b-1)``,
     ``P = I - Q``, ``M1 = G/2 + D`` and ``M2 = G/(2b) + D``, and its inverse is
     ``P (x) M1^-1 + Q (x) M2^-1``: a step solves two p x p systems, not one of
-    (b-1) p x (b-1) p (their Cholesky factors are kept).
+    (b-1) p x (b-1) p (their Cholesky factors are kept), or applies the two
+    inverses (:meth:`inverse_maps`).
 
     Attributes
     ----------
@@ -79,6 +80,39 @@ class RootBound:
     def __init__(self, gram):
         self.gram = gram
         self._factors = {}
+        self._maps = {}
+
+    def _factor_pair(self, n_children, ridge):
+        """The Cholesky factors of ``M1`` and ``M2`` (each None where it fails)."""
+        key = (n_children, ridge.tobytes())
+        if key not in self._factors:
+            gram = self.gram[0]
+            self._factors[key] = [cholesky(gram * scale + np.diag(ridge))
+                                  for scale in (0.5, 0.5 / n_children)]
+        return self._factors[key]
+
+    def inverse_maps(self, n_children, ridge):
+        """``M1^-1`` and ``M2^-1``, or None where a factor fails.
+
+        The step is then linear in the rows ``r`` of the right-hand side:
+        ``(r - mean(r)) M1^-1 + mean(r) M2^-1``, which a backend can apply where
+        its gradient is, with no solve (``root_bohning_steps``).
+
+        Returns
+        -------
+        maps : tuple of two ndarrays of shape (n_coefs, n_coefs), or None
+        """
+        key = (n_children, ridge.tobytes())
+        if key not in self._maps:
+            factors = self._factor_pair(n_children, ridge)
+            maps = None
+            if all(f is not None for f in factors):
+                eye = np.eye(len(ridge))
+                maps = tuple(cho_solve(f, eye) for f in factors)
+                if not all(np.all(np.isfinite(m)) for m in maps):
+                    maps = None
+            self._maps[key] = maps
+        return self._maps[key]
 
     def solve(self, n_children, ridge, rhs):
         """``A^-1 rhs`` for the rows ``rhs`` of shape (n_children - 1, n_coefs).
@@ -87,12 +121,7 @@ class RootBound:
         fails (a singular bound, which only a ridge of zero allows), the
         whole system is solved with :func:`solve_psd`'s jitter instead.
         """
-        key = (n_children, ridge.tobytes())
-        if key not in self._factors:
-            gram = self.gram[0]
-            self._factors[key] = [cholesky(gram * scale + np.diag(ridge))
-                                  for scale in (0.5, 0.5 / n_children)]
-        spread, mean = self._factors[key]
+        spread, mean = self._factor_pair(n_children, ridge)
         centre = rhs.mean(axis=0)
         if spread is not None and mean is not None:
             x = cho_solve(spread, (rhs - centre).T).T + cho_solve(mean, centre)
@@ -160,6 +189,14 @@ def softmax_m_step(
     if solver == "bohning":
         shape = 0.5 * (np.eye(b - 1) - 1.0 / b)
     root = root_bound if solver == "bohning" and root_bound else None
+    maps = None if root is None else root.inverse_maps(b, reg * mask)
+    if maps is not None and n_nodes == 1 and n_steps > 0:
+        # The bound is fixed: every step is the gradient through one linear map,
+        # so the backend takes all of them where the data are.
+        coef = kernels.root_bohning_steps(
+            X, coef, w, targets, log_proba, maps, reg, n_steps, _BOHNING_RELAXATION,
+            meanwhile)
+        return (coef, new_log_proba) if return_log_proba else coef
     # Not through a module __getattr__: a host fallback would get device arrays.
     at_proba = getattr(kernels, "__dict__", {}).get("softmax_gradient")
     if root is None or log_proba is None or n_nodes != 1:

@@ -274,6 +274,27 @@ def test_softmax_gradient_and_coefficient_memory(monkeypatch, shared_coefs):
     assert_allclose(got[1], expected[1], rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("from_log_proba", [False, True])
+def test_root_bohning_steps_on_the_device(from_log_proba):
+    """The root's steps queued on the device (pass, chunk sums, one-block update,
+    for each step): the CPU backend's coefficients, ``meanwhile`` called once."""
+    rng, X, y, w, resp = _problem(12, K=5)
+    coef = rng.normal(scale=0.3, size=(1, 5, X.shape[1]))
+    coef[:, 0] = 0.0
+    logits = X @ coef[0].T
+    log_proba = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    log_proba = log_proba if from_log_proba else None
+    p = X.shape[1]
+    maps = (rng.normal(size=(p, p)) * 0.1, rng.normal(size=(p, p)) * 0.1)
+    calls = []
+    got = gpu.root_bohning_steps(X, coef, w, resp, log_proba, maps, 0.3, 3, 1.8,
+                                 lambda: calls.append(1))
+    expected = cpu.root_bohning_steps(X, coef, w, resp, log_proba, maps, 0.3, 3, 1.8)
+    assert calls == [1]
+    assert_allclose(got, expected, rtol=1e-11, atol=1e-12)
+    assert_array_equal(got[0, 0], coef[0, 0])
+
+
 def test_softmax_stats_one_hot_targets():
     """Multinomial experts: the class mass on ``y_idx``, as the CPU backend computes it."""
     rng, X, y, w, resp = _problem(7)

@@ -151,6 +151,57 @@ def test_root_bound_solves_the_kronecker_system(b):
             assert_array_equal(got.ravel(), solve_psd(A, rows.ravel()))
 
 
+@pytest.mark.parametrize("b", [2, 3, 16])
+def test_root_bound_inverse_maps_apply_the_solve(b):
+    """``(r - mean r) M1^-1 + mean r M2^-1`` is the Kronecker system's solution; a
+    singular bound has no maps, and the gate step then solves with jitter."""
+    rng = np.random.RandomState(b)
+    p = 4
+    X = np.hstack([np.ones((50, 1)), rng.normal(size=(50, p - 1))])
+    ridge = np.r_[0.0, np.full(p - 1, 0.3)]
+    gram = (X.T @ X)[None]
+    A = np.kron(0.5 * (np.eye(b - 1) - 1.0 / b), gram[0]) + np.diag(np.tile(ridge, b - 1))
+    rows = rng.normal(size=(b - 1, p))
+    spread, mean = RootBound(gram).inverse_maps(b, ridge)
+    centre = rows.mean(axis=0)
+    got = (rows - centre) @ spread + centre @ mean
+    assert_allclose(got.ravel(), np.linalg.solve(A, rows.ravel()), rtol=1e-10)
+    twin = np.hstack([X, X[:, 1:2]])
+    assert RootBound((twin.T @ twin)[None]).inverse_maps(b, np.zeros(p + 1)) is None
+
+
+def test_root_steps_through_the_maps_are_the_solved_steps():
+    """Five root steps through ``root_bohning_steps`` (the inverse maps) equal five
+    steps solved by ``RootBound.solve``; without maps (a singular bound) the step
+    is still taken, by the solve with jitter."""
+    rng = np.random.RandomState(5)
+    n, p, b, reg = 150, 3, 4, 0.2
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
+    w = rng.uniform(0.5, 1.5, size=n)
+    targets = rng.dirichlet(np.ones(b), size=n)
+    coef = rng.normal(scale=0.3, size=(1, b, p))
+    coef[:, 0] = 0.0
+    kernels = get_backend("cpu")
+    bound = bohning_bound(kernels, X, w)
+    got = softmax_m_step(kernels, X, coef, w, targets=targets, reg=reg, solver="bohning",
+                         n_steps=5, root_bound=bound)
+    ridge = reg * np.r_[0.0, np.ones(p - 1)]
+    expected = coef
+    for _ in range(5):
+        _, grad, _ = kernels.softmax_stats(X, expected, w, None, targets, None, "gradient")
+        expected = expected.copy()
+        expected[0, 1:] += _BOHNING_RELAXATION * bound.solve(
+            b, ridge, grad[0, 1:] - ridge * expected[0, 1:])
+    assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    twin = np.hstack([X, X[:, 1:2]])
+    singular = bohning_bound(kernels, twin, w)
+    assert singular.inverse_maps(b, np.zeros(p + 1)) is None
+    start = np.zeros((1, b, p + 1))
+    step = softmax_m_step(kernels, twin, start, w, targets=targets, solver="bohning",
+                          root_bound=singular)
+    assert np.all(np.isfinite(step)) and np.any(step != 0.0)
+
+
 def _random_model(branching, gate_solver, seed, n=300, p=3):
     """A model on the CPU backend, a problem of n rows and random parameters for both."""
     rng = np.random.RandomState(seed)

@@ -976,6 +976,56 @@ def softmax_gradient(X, log_proba, w, targets):
     return grad.reshape(1, b, p)
 
 
+def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relaxation,
+                       meanwhile=None):
+    """Boehning steps on the root gate, whose bound (and so its inverse) is fixed.
+
+    Each step takes the gradient ``g`` at the current coefficients, the
+    right-hand side ``r = g - reg * V`` of the slopes' rows 1..b-1 (``V``: the
+    coefficients without intercepts), and moves those rows by
+    ``relaxation * ((r - mean(r)) M1^-1 + mean(r) M2^-1)``, the bound's system
+    solved through its two inverses (``RootBound.inverse_maps``).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (1, n_children, n_coefs)
+        Not modified; child 0 is the reference.
+    w : ndarray of shape (n_samples,)
+    targets : ndarray of shape (n_samples, n_children)
+    log_proba : ndarray of shape (n_samples, n_children) or None
+        The log-probabilities at ``coef``: the first step's gradient comes from
+        them (``softmax_gradient``) instead of the logits.
+    maps : tuple of two ndarrays of shape (n_coefs, n_coefs)
+        ``M1^-1`` and ``M2^-1``.
+    reg : float
+    n_steps : int
+    relaxation : float
+    meanwhile : callable or None
+        Host work, called once after the steps are under way (here: at the
+        end; a GPU computes meanwhile).
+
+    Returns
+    -------
+    coef : ndarray of shape (1, n_children, n_coefs)
+    """
+    spread, mean = maps
+    ridge = np.full(coef.shape[2], float(reg))
+    ridge[0] = 0.0
+    for step in range(n_steps):
+        if step == 0 and log_proba is not None:
+            grad = softmax_gradient(X, log_proba, w, targets)
+        else:
+            _, grad, _ = softmax_stats(X, coef, w, None, targets, None, "gradient")
+        rhs = grad[0, 1:] - ridge * coef[0, 1:]
+        centre = rhs.mean(axis=0)
+        coef = coef.copy()
+        coef[0, 1:] += relaxation * ((rhs - centre) @ spread + centre @ mean)
+    if meanwhile is not None:
+        meanwhile()
+    return coef
+
+
 def _fisher_blocks(pairs, b, p):
     """The nodes' full Fisher information from its blocks between children 1..b-1.
 

@@ -918,17 +918,22 @@ def _build_sum_chunks_kernel(cols, lanes):
     return kernel
 
 
+def _launch_sum_chunks(partial, out, stream=None):
+    """Launch the ordered sum of device partials (n_chunks, m) into the device ``out`` (m,)."""
+    m = partial.shape[1]
+    cols, lanes = _SUM_COLS, _SUM_LANES
+    _launch(_sum_chunks_kernel(cols, lanes), -(-m // cols), (cols, lanes), partial, out,
+            stream=stream)
+
+
 def _start_sum_chunks(partial, stream=None, name="sum_chunks"):
     """Launch the ordered sum of device partials (n_chunks, m); returns the function
     that waits for it and gives the sums on the host.
 
     Work off the main line (``stream`` not None) has buffers of its own (``name``).
     """
-    m = partial.shape[1]
-    out = _scratch(name, (m,))
-    cols, lanes = _SUM_COLS, _SUM_LANES
-    _launch(_sum_chunks_kernel(cols, lanes), -(-m // cols), (cols, lanes), partial, out,
-            stream=stream)
+    out = _scratch(name, (partial.shape[1],))
+    _launch_sum_chunks(partial, out, stream)
     if stream is None:
         return functools.partial(_small_to_host, out)
 
@@ -2315,6 +2320,24 @@ def _softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba)
     return _start_softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba)()
 
 
+def _softmax_partials(X, shape, coef, log_proba, w, mass, targets, y_idx, want_grad, proba):
+    """Launch the softmax pass over the n > 0 rows of X; returns its chunk partials.
+
+    ``shape`` is (n_nodes, n_children); ``coef`` the coefficients, flat on
+    the device. Columns of the partials: the gradient (when ``want_grad``),
+    then the nodes' objectives.
+    """
+    n, p = X.shape
+    n_nodes, b = shape
+    n_grad = n_nodes * b * p if want_grad else 0
+    n_chunks = _n_chunks(n)
+    partial = _scratch("softmax", (n_chunks, n_grad + n_nodes))
+    _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _threads(),
+        _flat(X), coef, _flat(log_proba), w, _flat(mass), _flat(targets), y_idx, want_grad,
+        n_grad, _config.CUDA_CHUNK_SIZE, partial, _flat(proba))
+    return partial
+
+
 def _start_softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, proba):
     """Launch :func:`_softmax_sums`'s pass; returns the function that waits and gives them."""
     n, p = X.shape
@@ -2322,12 +2345,8 @@ def _start_softmax_sums(X, coef, log_proba, w, mass, targets, y_idx, want_grad, 
     m = n_nodes * b
     n_grad = m * p if want_grad else 0
     if n:
-        n_chunks = _n_chunks(n)
-        partial = _scratch("softmax", (n_chunks, n_grad + n_nodes))
-        _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _threads(),
-            _flat(X), *_params("softmax", coef.reshape(m * p)), _flat(log_proba), w,
-            _flat(mass), _flat(targets), y_idx, want_grad, n_grad, _config.CUDA_CHUNK_SIZE,
-            partial, _flat(proba))
+        partial = _softmax_partials(X, (n_nodes, b), *_params("softmax", coef.reshape(m * p)),
+                                    log_proba, w, mass, targets, y_idx, want_grad, proba)
         sums = _start_sum_chunks(partial)
     else:
         sums = functools.partial(np.zeros, n_grad + n_nodes)
@@ -2366,6 +2385,94 @@ def softmax_gradient(X, log_proba, w, targets):
     shape = np.zeros((1, b, p))
     return _softmax_sums(X, shape, _dev(log_proba), _dev(w), _empty(2), _dev(targets),
                          _empty(1, np.int64), True, _empty(2))[0]
+
+
+_BOHNING_KERNELS = {}
+
+
+def _bohning_update_kernel(b, p):
+    """The root's Boehning update of one shape, compiled at its first use."""
+    key = (b, p, _threads())
+    if key not in _BOHNING_KERNELS:
+        _BOHNING_KERNELS[key] = _build_bohning_update_kernel(*key)
+    return _BOHNING_KERNELS[key]
+
+
+def _build_bohning_update_kernel(b, p, threads):
+    """Compile one block's move of the root's coefficients by a Boehning step.
+
+    From the gradient's sums (child-major, then the objective, as the softmax
+    pass's chunk sums leave them) and the coefficients, both flat on the
+    device: the right-hand side ``r = g - reg V`` of children 1..b-1 (no ridge
+    on the intercept), its mean over the children, then
+    ``relaxation * ((r - mean) M1^-1 + mean M2^-1)`` added to the coefficients
+    (``maps``: ``M1^-1`` then ``M2^-1``, row-major). Every value is formed by
+    one thread, in a fixed order.
+    """
+    rows = b - 1
+    size = rows * p
+    maps_at = p * p
+
+    @cuda.jit
+    def kernel(sums, coef, maps, reg, relaxation, rhs, centre):
+        t = cuda.threadIdx.x
+        for q in range(t, size, threads):
+            ridge = reg if q % p else 0.0
+            rhs[q] = sums[p + q] - ridge * coef[p + q]
+        cuda.syncthreads()
+        for a in range(t, p, threads):
+            total = 0.0
+            for j in range(rows):
+                total += rhs[j * p + a]
+            centre[a] = total / rows
+        cuda.syncthreads()
+        for q in range(t, size, threads):
+            j = q // p
+            a = q - j * p
+            spread = 0.0
+            mean = 0.0
+            for c in range(p):
+                spread += (rhs[j * p + c] - centre[c]) * maps[c * p + a]
+                mean += centre[c] * maps[maps_at + c * p + a]
+            coef[p + q] += relaxation * (spread + mean)
+
+    return kernel
+
+
+def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relaxation,
+                       meanwhile=None):
+    """Boehning steps on the root gate with its fixed bound, all on the device.
+
+    The numbers of the CPU backend's ``root_bohning_steps`` (see there). The
+    coefficients go to the device once; each step is the softmax pass, its
+    chunk sums and a one-block update of the coefficients in place, queued
+    back to back on the main line with no copy and no wait between steps. The
+    host calls ``meanwhile`` once every step is queued, then waits for the
+    coefficients.
+    """
+    X, w = _dev(X), _dev(w)
+    n, p = X.shape
+    _, b, _ = coef.shape
+    if not n:
+        return _cpu.root_bohning_steps(np.zeros((0, p)), coef, np.zeros(0), np.zeros((0, b)),
+                                       None, maps, reg, n_steps, relaxation, meanwhile)
+    d_coef, d_maps = _params("bohning", coef.reshape(b * p),
+                             np.concatenate([m.reshape(p * p) for m in maps]))
+    d_targets = _dev(targets)
+    sums = _scratch("bohning_sums", (b * p + 1,))
+    rhs = _scratch("bohning_rhs", ((b - 1) * p,))
+    centre = _scratch("bohning_centre", (p,))
+    update = _bohning_update_kernel(b, p)
+    first = _empty(2) if log_proba is None else _dev(log_proba)
+    for step in range(n_steps):
+        partial = _softmax_partials(X, (1, b), d_coef, first if step == 0 else _empty(2), w,
+                                    _empty(2), d_targets, _empty(1, np.int64), True, _empty(2))
+        _launch_sum_chunks(partial, sums)
+        _launch(update, 1, _threads(), sums, d_coef, d_maps, float(reg), float(relaxation),
+                rhs, centre)
+    if meanwhile is not None:
+        meanwhile()
+    return _small_to_host(d_coef).reshape(coef.shape)
 
 
 def softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
