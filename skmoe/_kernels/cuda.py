@@ -1401,7 +1401,7 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
             for lane in range(t, _LANES, threads):
                 r = (uint64(lane) + u_lanes - offset) % u_lanes
                 value = sh_lanes[lane]
-                while r < rows:
+                while r < uint64(rows):
                     value += sh_ll[r]
                     r += u_lanes
                 sh_lanes[lane] = value
@@ -1848,54 +1848,67 @@ def _build_gram_kernel(E):
             ob = pairs[pair, 1] * 4
         for q in range(n_acc):
             acc[q] = 0.0
-        # Staging walks (row, column) pairs t, t + T, ... with one division up front.
-        z_skip = T // d4
-        z_skip_col = T - z_skip * d4
-        w_skip = T // n_cols
-        w_skip_col = T - w_skip * n_cols
-        # Unsigned indices in the row loop: Numba tests signed ones for wraparound.
+        # Staging walks (row, column) pairs t, t + T, ... with one division up
+        # front. Unsigned indices throughout: Numba tests signed ones for
+        # wraparound (that took half of the staging's instructions).
+        one = uint64(1)
+        z_skip = uint64(T // d4)
+        z_skip_col = uint64(T - (T // d4) * d4)
+        w_skip = uint64(T // n_cols)
+        w_skip_col = uint64(T - (T // n_cols) * n_cols)
         ua = uint64(oa)
         ub = uint64(ob)
+        up = uint64(p)
+        ud = uint64(d)
         ud4 = uint64(d4)
         ucols = uint64(n_cols)
+        um_lo = uint64(m_lo)
+        uM = uint64(M)
+        uw_at = uint64(w_at)
+        z_first = uint64(t // d4)
+        z_first_col = uint64(t - (t // d4) * d4)
+        w_first = uint64(t // n_cols)
+        w_first_col = uint64(t - (t // n_cols) * n_cols)
+        intercept = d > p
         start = c * chunk_size
         stop = min(n, start + chunk_size)
         for tile in range(start, stop, tile_rows):
-            rows = min(tile_rows, stop - tile)
+            rows = uint64(min(tile_rows, stop - tile))
+            first_row = uint64(tile)
             cuda.syncthreads()
-            r = t // d4
-            a = t - r * d4
+            r = z_first
+            a = z_first_col
             while r < rows:
-                i = tile + r
-                if a < p:
+                i = first_row + r
+                if a < up:
                     value = X[i, a]
-                elif a < d - 1 and has_y:
+                elif a + one < ud and has_y:
                     value = y[i]
-                elif a == d - 1 and d > p:
+                elif a + one == ud and intercept:
                     value = 1.0
                 else:
                     value = 0.0
-                sZ[r * d4 + a] = value
+                sZ[r * ud4 + a] = value
                 r += z_skip
                 a += z_skip_col
-                if a >= d4:
-                    a -= d4
-                    r += 1
-            r = t // n_cols
-            a = t - r * n_cols
+                if a >= ud4:
+                    a -= ud4
+                    r += one
+            r = w_first
+            a = w_first_col
             while r < rows:
-                i = tile + r
+                i = first_row + r
                 value = 0.0
-                if m_lo + a < M:
-                    value = W[i, m_lo + a]
+                if um_lo + a < uM:
+                    value = W[i, um_lo + a]
                     if has_w:
                         value *= w[i]
-                sZ[w_at + r * n_cols + a] = value
+                sZ[uw_at + r * ucols + a] = value
                 r += w_skip
                 a += w_skip_col
-                if a >= n_cols:
-                    a -= n_cols
-                    r += 1
+                if a >= ucols:
+                    a -= ucols
+                    r += one
             cuda.syncthreads()
             if active:
                 zi = uint64(0)
@@ -2080,6 +2093,11 @@ def _wls_parts(p, G):
 # Softmax regressions (gates and multinomial experts)
 
 
+# Row groups of the softmax kernel's gradient: a thread's 12 sums take every
+# G-th row of a chunk, so that G x (4 edges x 3 coefficients) units keep a
+# block's threads busy (K = 16, p = 21: 112 units).
+_GRAD_GROUPS = 4
+
 # Doubles of coefficients a block keeps in shared memory at most (larger gates
 # read theirs through the L1 cache: every thread of a warp loads the same one).
 _SHARED_COEFS = 1024
@@ -2120,14 +2138,17 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     1. one thread per row: the logits ``x_i C^T`` (or, with ``log_proba``, the
        given log-probabilities), then per node the log-sum-exp, the objective
        ``w_i sum_j T_ij log g_ij`` and the residuals ``w_i (T_ie - s_i g_ie)``;
-    2. one thread per unit of 4 edges x 1 coefficient (and one per node for
-       the objective): its sums over the tile's rows, in row order.
+    2. one thread per unit of 4 edges x 3 coefficients x one of the
+       ``_GRAD_GROUPS`` row groups (the chunk's rows g, g + G, ...), and one
+       per node for the objective: its sums over the tile's rows of its group,
+       in row order (7 shared loads for 12 sums per row).
 
-    So every output is a sum over the chunk's rows in row order by one thread:
-    the partials depend on the chunk size only, not on the block size or the
-    tile. Shared rows have an odd stride in doubles (one row per thread
-    without bank conflicts), and the hot loops index with unsigned integers,
-    which Numba does not test for negative (wrapped-around) values.
+    A chunk's partials are G rows, one per row group (the objective in the
+    first), which the chunk sums add with the others. So every output is a sum
+    in a fixed order that depends on the chunk size only, not on the block
+    size or the tile. Shared rows have an odd stride in doubles (one row per
+    thread without bank conflicts), and the hot loops index with unsigned
+    integers, which Numba does not test for negative (wrapped-around) values.
     """
     m = n_nodes * b
     n_quads = -(-m // 4)
@@ -2137,13 +2158,16 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     coef_size = m * p if coef_shared else 1
     per_row = x_stride + r_stride + n_nodes
     rows_per_tile = max(1, min(threads, (shared_doubles - coef_size) // per_row))
-    n_grad_units = n_quads * p
+    G = _GRAD_GROUPS
+    n_triples = -(-p // 3)
+    group_units = n_quads * n_triples
+    n_grad_units = G * group_units
     units_per_thread = -(-(n_grad_units + n_nodes) // threads)
     # Array sizes must be constants when the kernel is typed, not expressions in it.
     x_size = rows_per_tile * x_stride
     r_size = rows_per_tile * r_stride
     o_size = rows_per_tile * n_nodes
-    acc_size = 4 * units_per_thread
+    acc_size = 12 * units_per_thread
     # The simulator takes no register limit (it has no registers).
     options = {} if _simulator_enabled() else {"max_registers": max_registers}
     # Unsigned constants of the hot loops (an unsigned index skips Numba's
@@ -2152,6 +2176,9 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     ur = uint64(r_stride)
     u_m = uint64(m)
     u_nodes = uint64(n_nodes)
+    u_groups = uint64(G)
+    x_jump = uint64(G * x_stride)
+    r_jump = uint64(G * r_stride)
 
     @cuda.jit(**options)
     def kernel(X_flat, coef_flat, log_proba, w, mass, targets, y_idx, want_grad, obj_at,
@@ -2241,31 +2268,39 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                 for k in range(m, 4 * n_quads):
                     sh_r[rr + uint64(k)] = 0.0
             cuda.syncthreads()
-            # 2. One thread per unit, over the tile's rows in order.
+            # 2. One thread per unit, over its group's rows of the tile in order.
+            offset = uint64(tile - start) % u_groups
             for slot in range(units_per_thread):
                 u = t + slot * threads
-                at = 4 * slot
+                at = 12 * slot
                 if u < n_grad_units:
                     if want_grad:
-                        quad = u // p
-                        xi = uint64(u - quad * p)
-                        ri = uint64(4 * quad)
-                        a0 = acc[at]
-                        a1 = acc[at + 1]
-                        a2 = acc[at + 2]
-                        a3 = acc[at + 3]
-                        for _ in range(rows):
-                            x = sh_x[xi]
-                            a0 += sh_r[ri] * x
-                            a1 += sh_r[ri + uint64(1)] * x
-                            a2 += sh_r[ri + uint64(2)] * x
-                            a3 += sh_r[ri + uint64(3)] * x
-                            xi += ux
-                            ri += ur
-                        acc[at] = a0
-                        acc[at + 1] = a1
-                        acc[at + 2] = a2
-                        acc[at + 3] = a3
+                        g = u // group_units
+                        quad = (u - g * group_units) // n_triples
+                        col = 3 * (u - g * group_units - quad * n_triples)
+                        # Past the last coefficient: sums of valid loads, never written.
+                        col1 = uint64(min(col + 1, p - 1) - col)
+                        col2 = uint64(min(col + 2, p - 1) - col)
+                        r = (uint64(g) + u_groups - offset) % u_groups
+                        xi = r * ux + uint64(col)
+                        ri = r * ur + uint64(4 * quad)
+                        s = cuda.local.array(12, dtype=float64)
+                        for q in range(12):
+                            s[q] = acc[at + q]
+                        while r < uint64(rows):
+                            x0 = sh_x[xi]
+                            x1 = sh_x[xi + col1]
+                            x2 = sh_x[xi + col2]
+                            for e in range(4):
+                                res = sh_r[ri + uint64(e)]
+                                s[3 * e] += res * x0
+                                s[3 * e + 1] += res * x1
+                                s[3 * e + 2] += res * x2
+                            xi += x_jump
+                            ri += r_jump
+                            r += u_groups
+                        for q in range(12):
+                            acc[at + q] = s[q]
                 elif u < n_grad_units + n_nodes:
                     oi = uint64(u - n_grad_units)
                     value = acc[at]
@@ -2275,17 +2310,23 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                     acc[at] = value
         for slot in range(units_per_thread):
             u = t + slot * threads
-            at = 4 * slot
+            at = 12 * slot
             if u < n_grad_units:
                 if want_grad:
-                    quad = u // p
-                    a = u - quad * p
-                    for q in range(4):
-                        e = 4 * quad + q
-                        if e < m:
-                            partial[c, e * p + a] = acc[at + q]
+                    g = u // group_units
+                    quad = (u - g * group_units) // n_triples
+                    col = 3 * (u - g * group_units - quad * n_triples)
+                    row = c * G + g
+                    for e in range(4):
+                        edge = 4 * quad + e
+                        for j in range(3):
+                            if edge < m and col + j < p:
+                                partial[row, edge * p + col + j] = acc[at + 3 * e + j]
             elif u < n_grad_units + n_nodes:
-                partial[c, obj_at + u - n_grad_units] = acc[at]
+                v = u - n_grad_units
+                partial[c * G, obj_at + v] = acc[at]
+                for g in range(1, G):
+                    partial[c * G + g, obj_at + v] = 0.0
 
     return kernel
 
@@ -2331,7 +2372,7 @@ def _softmax_partials(X, shape, coef, log_proba, w, mass, targets, y_idx, want_g
     n_nodes, b = shape
     n_grad = n_nodes * b * p if want_grad else 0
     n_chunks = _n_chunks(n)
-    partial = _scratch("softmax", (n_chunks, n_grad + n_nodes))
+    partial = _scratch("softmax", (n_chunks * _GRAD_GROUPS, n_grad + n_nodes))
     _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _threads(),
         _flat(X), coef, _flat(log_proba), w, _flat(mass), _flat(targets), y_idx, want_grad,
         n_grad, _config.CUDA_CHUNK_SIZE, partial, _flat(proba))
