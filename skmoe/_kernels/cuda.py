@@ -2106,12 +2106,12 @@ _SHARED_COEFS = 1024
 def _softmax_max_registers(n_edges):
     """Registers per thread of the softmax kernel at most, by the edges a row keeps.
 
-    On an H100 (n = 1e6 and 1e7, p = 21), capping at 96 was 13 % faster than
-    the compiler's 148 with 16 children (more blocks per multiprocessor, for
-    a little spilling) and as fast with 4; with 64 children, whose logits
-    spill anyway, 128 was the fastest (benchmarks.md).
+    On an H100 (n = 1e6, p = 21, 16 children), with the gradient in units of
+    4 x 3 sums: 128 took a gate pass 0.36 ms, 96 (which spills in the
+    gradient's loop) 0.45 ms and 160 0.40 ms; with 64 children 128 was the
+    fastest before too (benchmarks.md).
     """
-    return 96 if n_edges <= 32 else 128
+    return 128
 
 
 _SOFTMAX_KERNELS = {}
