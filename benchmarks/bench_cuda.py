@@ -372,7 +372,7 @@ def profile(n, p, K, repeats, rng, sweeps=False):
     # Registers, local (spilled) and shared memory per thread of the hot kernels.
     built = {"_softmax_kernel": softmax_kernel,
              "_e_step_kernel": gpu._e_step_kernel(K, p + 1, p + 1, False),
-             "_gram_kernel": gpu._gram_kernel(min(gpu._GRAM_GROUP, K)),
+             "_gram_kernel": gpu._gram_kernel(K, p + 1, True),
              "_sum_chunks_kernel": gpu._sum_chunks_kernel(gpu._SUM_COLS, gpu._SUM_LANES)}
     for kname in ("_affine_log_softmax_kernel", "_gaussian_log_prob_kernel", "_posterior_kernel",
                   "_gram_kernel", "_softmax_kernel", "_e_step_kernel", "_sum_chunks_kernel"):
@@ -384,13 +384,13 @@ def profile(n, p, K, repeats, rng, sweeps=False):
         except Exception as exc:  # the simulator has no resource report
             print(f"{kname}: no resource report ({exc})", flush=True)
     if sweeps:
-        # The Gram kernel with 1, 2 and 4 weight columns per thread (1: the earlier kernel).
-        default_group = gpu._GRAM_GROUP
-        for group in (1, 2, 4, 8):
-            gpu._GRAM_GROUP = group
-            rows[f"  wls_stats, {group} columns a thread"] = time_it(
+        # The Gram kernel's units of 4 columns x 6, 8 and 10 entries at most (10: the default).
+        default_span = gpu._GRAM_SPAN
+        for span in (6, 8, 10):
+            gpu._GRAM_SPAN = span
+            rows[f"  wls_stats, units of 4 x {span} sums at most"] = time_it(
                 lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
-        gpu._GRAM_GROUP = default_group
+        gpu._GRAM_SPAN = default_span
         # The fused E-step under register caps (the compiler's choice first).
         default_cap = gpu._E_STEP_MAX_REGISTERS
         for cap in (None, 64, 96, 128):
@@ -407,7 +407,8 @@ def profile(n, p, K, repeats, rng, sweeps=False):
                 lambda: gpu.softmax_stats(Xd, gate, wd, None, resp, None, "gradient"), sync,
                 max(3, repeats // 4))
         _config.CUDA_CHUNK_SIZE, _config.THREADS_PER_BLOCK = defaults
-    partial = gpu.to_device(rng.normal(size=(n // _config.CUDA_CHUNK_SIZE, 16 * 21 * 16)))
+    partial = gpu.to_device(rng.normal(size=(n // _config.CUDA_CHUNK_SIZE,
+                                              K * (p + 3) * (p + 4) // 2)))
     rows["ordered sum of the Gram partials alone"] = time_it(
         lambda: gpu._sum_chunks(partial), sync, repeats)
     root_bound = bohning_bound(gpu, Xd, wd)

@@ -159,11 +159,12 @@ def test_gaussian_posterior(gate_known, designs, shared_coefs, monkeypatch):
 
 
 @pytest.mark.parametrize("n_columns", [1, 5, 9])
-@pytest.mark.parametrize("group", [2, 4])
-def test_grams_in_column_groups(n_columns, group, monkeypatch):
-    """Columns in groups of a thread, the last one padded, several groups a block."""
-    monkeypatch.setattr(gpu, "_GRAM_GROUP", group)
-    monkeypatch.setattr(gpu, "_GRAM_COLS", 4)
+@pytest.mark.parametrize("groups", [2, 32])
+def test_grams_in_column_quads_and_entry_groups(n_columns, groups, monkeypatch):
+    """Columns in quads (the last one padded), entries in groups of a span (the
+    last one short), split between a chunk's blocks, and tiles of a few rows."""
+    monkeypatch.setattr(gpu, "_GRAM_GROUPS", groups)
+    monkeypatch.setattr(gpu, "_GRAM_ROWS", 3)
     rng, X, y, w, _ = _problem(7)
     weights = rng.uniform(size=(X.shape[0], n_columns))
     assert_allclose(gpu.weighted_grams(X, weights), ref.weighted_grams(X, weights),
@@ -274,10 +275,14 @@ def test_softmax_gradient_and_coefficient_memory(monkeypatch, shared_coefs):
     assert_allclose(got[1], expected[1], rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("on_device", [True, False], ids=["device", "host"])
 @pytest.mark.parametrize("from_log_proba", [False, True])
-def test_root_bohning_steps_on_the_device(from_log_proba):
+def test_root_bohning_steps_on_the_device(from_log_proba, on_device, monkeypatch):
     """The root's steps queued on the device (pass, chunk sums, one-block update,
-    for each step): the CPU backend's coefficients, ``meanwhile`` called once."""
+    for each step), or through the host where the maps do not fit a block's
+    shared memory: the CPU backend's coefficients, ``meanwhile`` called once."""
+    if on_device:
+        monkeypatch.setattr(gpu, "_SHARED_DOUBLES", 6144)
     rng, X, y, w, resp = _problem(12, K=5)
     coef = rng.normal(scale=0.3, size=(1, 5, X.shape[1]))
     coef[:, 0] = 0.0

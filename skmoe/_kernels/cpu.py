@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _config
-from . import _rowops
+from . import _bohning, _rowops
 
 # The preparation of a fit runs on the host's thread pool (explicit re-exports).
 from ._design import all_finite as all_finite
@@ -1009,21 +1009,8 @@ def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relax
     -------
     coef : ndarray of shape (1, n_children, n_coefs)
     """
-    spread, mean = maps
-    ridge = np.full(coef.shape[2], float(reg))
-    ridge[0] = 0.0
-    for step in range(n_steps):
-        if step == 0 and log_proba is not None:
-            grad = softmax_gradient(X, log_proba, w, targets)
-        else:
-            _, grad, _ = softmax_stats(X, coef, w, None, targets, None, "gradient")
-        rhs = grad[0, 1:] - ridge * coef[0, 1:]
-        centre = rhs.mean(axis=0)
-        coef = coef.copy()
-        coef[0, 1:] += relaxation * ((rhs - centre) @ spread + centre @ mean)
-    if meanwhile is not None:
-        meanwhile()
-    return coef
+    return _bohning.steps_on_host(softmax_gradient, softmax_stats, X, coef, w, targets,
+                                  log_proba, maps, reg, n_steps, relaxation, meanwhile)
 
 
 def _fisher_blocks(pairs, b, p):

@@ -47,7 +47,7 @@ import numpy as np
 from numba import float64, uint64
 
 from .. import _config
-from . import _design, _rowops
+from . import _bohning, _design, _rowops
 from . import cpu as _cpu
 
 _INSTALL_HINT = (
@@ -1742,225 +1742,231 @@ def level_targets(resp, n_nodes, n_children, root):
 
 
 # --------------------------------------------------------------------------
-# Weighted Grams: register tiles of 4 x 4 products, one thread per tile
+# Weighted Grams: a product of the weights and the rows' outer products
 
 
-@cuda.jit(device=True)
-def _load4(a, at):
-    """``a[at:at + 4]`` at an unsigned index (no wraparound tests)."""
-    return a[at], a[at + uint64(1)], a[at + uint64(2)], a[at + uint64(3)]
-
-
-@cuda.jit(device=True)
-def _store4(a, at, v0, v1, v2, v3):
-    a[at] = v0
-    a[at + uint64(1)] = v1
-    a[at + uint64(2)] = v2
-    a[at + uint64(3)] = v3
-
-
-_TILE = 4
 # Doubles of shared memory a block may stage (48 KiB, the static limit).
 _SHARED_DOUBLES = 6144
 
-
-def _tile_pairs_device(d):
-    """The tile list of :func:`_tile_pairs` on the device, copied once per size."""
-    key = ("pairs", d)
-    if key not in _SCRATCH:
-        _SCRATCH[key] = cuda.to_device(_tile_pairs(d)[1])
-    return _SCRATCH[key]
-
-
-def _tile_pairs(d):
-    """Lower-triangular 4 x 4 tiles (ta >= tb) covering a d x d symmetric matrix."""
-    n_tiles = -(-d // _TILE)
-    pairs = [(ta, tb) for ta in range(n_tiles) for tb in range(ta + 1)]
-    return n_tiles * _TILE, np.array(pairs, dtype=np.int64)
-
-
-# Weight columns a block of the Gram kernel stages at most, and its rows per
-# shared-memory tile at most (a power of two, chosen without the block size).
-_GRAM_COLS = 32
-_GRAM_TILE = 64
-# Weight columns of one thread of the Gram kernel at most: the 8 loads of a
-# row's two 4-vectors serve E columns, so a row costs a thread 8 + E shared
-# loads for 16 E sums (one column per thread took 9 loads for 16 sums, and the
-# kernel was bound by them). Each sum is formed as before, bit for bit. On an
-# H100 (wls_stats, n = 1e6, K = 16, p = 21): 1.73 ms with 1 column, 1.44 with 2,
-# 1.63 with 4 (fewer threads, more registers), 3.71 with 8 (benchmarks.md).
-_GRAM_GROUP = 2
+# Entries of z z^T a unit of the Gram kernel sums at most, for 4 weight
+# columns, and unit columns a block takes at most. A warp's 32 units read 32
+# consecutive staged entries, without bank conflicts; a unit's 4 x span sums
+# take 4 + span shared loads a row. At K = 16, d = 23 (wls_stats, p = 21):
+# spans of 9 entries, 31 unit columns x 4 quads, one block of 124 units a chunk.
+_GRAM_SPAN = 10
+_GRAM_GROUPS = 32
+# Rows of a Gram tile at most (the tile is staged, then read by every unit).
+_GRAM_ROWS = 32
+# Registers per thread of the Gram kernel at most (None: the compiler's choice).
+_GRAM_MAX_REGISTERS = 128
 _GRAM_KERNELS = {}
 
 
-def _gram_kernel(group):
-    """The Gram kernel for ``group`` weight columns per thread, compiled at its first use."""
-    if group not in _GRAM_KERNELS:
-        _GRAM_KERNELS[group] = _build_gram_kernel(group)
-    return _GRAM_KERNELS[group]
+def _gram_layout(M, d):
+    """``(n_entries, span, n_groups, n_quads, groups, quads)``: M columns of d-vectors.
 
-
-def _build_gram_kernel(E):
-    """Chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` over 4 x 4 tiles, E columns a thread.
-
-    ``z_i = (x_i, y_i, 1)`` truncated to its first d entries (y only when given),
-    zero-padded to a multiple of 4. Columns go in groups of E (the last one
-    padded with zero weights). Item ``g * n_pairs + pair`` is the tile
-    ``pairs[pair]`` of the columns of group g; one thread per item sums the
-    chunk's rows in row order, so the order never depends on the block size.
-    Rows are staged in shared memory ``tile_rows`` at a time; the 16 E sums
-    live in registers (E is a compile-time constant: the loops over it unroll).
+    The lower triangle of ``z z^T`` has ``n_entries`` entries, in
+    ``n_groups`` groups of ``span`` (group g: entries g, g + n_groups, ...), and
+    the weight columns make ``n_quads`` quads; a block takes ``groups`` groups
+    x ``quads`` quads.
     """
-    n_acc = 16 * E
+    n_entries = d * (d + 1) // 2
+    span = max(1, min(_GRAM_SPAN, -(-n_entries // _GRAM_GROUPS)))
+    n_groups = -(-n_entries // span)
+    n_quads = -(-M // 4)
+    groups = min(n_groups, _GRAM_GROUPS)
+    quads = max(1, min(n_quads, _threads() // groups))
+    return n_entries, span, n_groups, n_quads, groups, quads
 
-    @cuda.jit
-    def kernel(X, y, W, w, d, pairs, chunk_size, tile_rows, per_block, partial):
-        n, p = X.shape
-        M = W.shape[1]
-        n_groups = (M + E - 1) // E
-        n_pairs = pairs.shape[0]
-        d4 = (d + 3) // 4 * 4
-        has_y = y.shape[0] > 0
-        has_w = w.shape[0] > 0
-        T = cuda.blockDim.x
+
+def _gram_kernel(M, p, with_y):
+    """The Gram kernel of one shape, compiled at its first use."""
+    key = (M, p, with_y, _threads(), _SHARED_DOUBLES, _GRAM_SPAN, _GRAM_GROUPS, _GRAM_ROWS,
+           _GRAM_MAX_REGISTERS)
+    if key not in _GRAM_KERNELS:
+        _GRAM_KERNELS[key] = _build_gram_kernel(*key)
+    return _GRAM_KERNELS[key]
+
+
+def _lower_entries(d):
+    """Row and column of each lower-triangle entry of a d x d matrix, row by row."""
+    return np.tril_indices(d)
+
+
+def _build_gram_kernel(M, p, with_y, threads, shared_doubles, max_span, max_groups, max_rows,
+                       max_registers):
+    """Compile the chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` for one shape.
+
+    ``z_i = (x_i, y_i, 1)`` with ``y``, else ``x_i``. Per tile of rows staged in
+    shared memory: the rows' z, their weights ``W[i, m] w_i``, then the
+    products ``z_ia z_ib`` of the lower triangle (each formed once a row, for
+    every column), and the units' sums (4 columns x ``span`` entries each).
+    The grid's second dimension splits the groups and quads between blocks;
+    each output is one thread's sum over the chunk's rows in row order, so the
+    partials depend on the chunk size only. The shape and the block size are
+    compile-time constants: the loops over a unit's sums unroll into registers.
+    """
+    d = p + 2 if with_y else p
+    n_entries, span, n_groups, n_quads, groups, quads = _gram_layout(M, d)
+    n_group_blocks = -(-n_groups // groups)
+    units = groups * quads
+    slots = -(-units // threads)
+    width = span * groups
+    builds = -(-width // threads)
+    z_stride = d | 1
+    r_stride = 4 * quads
+    rows_per_tile = max(1, min(max_rows, shared_doubles // (z_stride + width + r_stride)))
+    z_size = rows_per_tile * z_stride
+    p_size = rows_per_tile * width
+    r_size = rows_per_tile * r_stride
+    unit_size = 4 * span
+    acc_size = unit_size * slots
+    u_p = uint64(p)
+    u_M = uint64(M)
+    u_z = uint64(z_stride)
+    u_width = uint64(width)
+    u_groups = uint64(groups)
+    u_r = uint64(r_stride)
+    u_threads = uint64(threads)
+    # The simulator takes no register limit (it has no registers).
+    options = {} if _simulator_enabled() or max_registers is None else {
+        "max_registers": max_registers}
+
+    @cuda.jit(**options)
+    def kernel(X_flat, y, W_flat, w, chunk_size, partial):
+        sz = cuda.shared.array(z_size, dtype=float64)
+        sp = cuda.shared.array(p_size, dtype=float64)
+        sr = cuda.shared.array(r_size, dtype=float64)
+        acc = cuda.local.array(acc_size, dtype=float64)
+        left = cuda.local.array(builds, dtype=uint64)
+        right = cuda.local.array(builds, dtype=uint64)
         t = cuda.threadIdx.x
         c = cuda.blockIdx.x
-        first = cuda.blockIdx.y * per_block
-        item = first + t
-        g_lo = first // n_pairs
-        g_hi = min(n_groups - 1, (first + per_block - 1) // n_pairs)
-        m_lo = g_lo * E
-        n_cols = (g_hi - g_lo + 1) * E
-        # One shared array indexed with offsets (a slice of it would be addressed
-        # generically): the tile of z at 0, its weights at w_at.
-        sZ = cuda.shared.array(0, dtype=float64)
-        acc = cuda.local.array(n_acc, dtype=float64)
-        w_at = tile_rows * d4
-        active = t < per_block and item < n_groups * n_pairs
-        col = 0
-        oa = 0
-        ob = 0
-        if active:
-            g = item // n_pairs
-            pair = item - g * n_pairs
-            col = (g - g_lo) * E
-            oa = pairs[pair, 0] * 4
-            ob = pairs[pair, 1] * 4
-        for q in range(n_acc):
+        first_group = (cuda.blockIdx.y % n_group_blocks) * groups
+        first_column = (cuda.blockIdx.y // n_group_blocks) * 4 * quads
+        n = X_flat.shape[0] // p
+        has_w = w.shape[0] > 0
+        # The entries this thread forms: staged column q is group q % groups,
+        # slot q // groups of this block; past the last entry, none (d).
+        for s in range(builds):
+            q = t + s * threads
+            group = first_group + q % groups
+            e = group + (q // groups) * n_groups
+            a = d
+            b = d
+            if q < width and group < n_groups and e < n_entries:
+                a = int((math.sqrt(8.0 * e + 1.0) - 1.0) / 2.0)
+                while a * (a + 1) // 2 > e:
+                    a -= 1
+                while (a + 1) * (a + 2) // 2 <= e:
+                    a += 1
+                b = e - a * (a + 1) // 2
+            left[s] = uint64(a)
+            right[s] = uint64(b)
+        for q in range(acc_size):
             acc[q] = 0.0
-        # Staging walks (row, column) pairs t, t + T, ... with one division up
-        # front. Unsigned indices throughout: Numba tests signed ones for
-        # wraparound (that took half of the staging's instructions).
-        one = uint64(1)
-        z_skip = uint64(T // d4)
-        z_skip_col = uint64(T - (T // d4) * d4)
-        w_skip = uint64(T // n_cols)
-        w_skip_col = uint64(T - (T // n_cols) * n_cols)
-        ua = uint64(oa)
-        ub = uint64(ob)
-        up = uint64(p)
-        ud = uint64(d)
-        ud4 = uint64(d4)
-        ucols = uint64(n_cols)
-        um_lo = uint64(m_lo)
-        uM = uint64(M)
-        uw_at = uint64(w_at)
-        z_first = uint64(t // d4)
-        z_first_col = uint64(t - (t // d4) * d4)
-        w_first = uint64(t // n_cols)
-        w_first_col = uint64(t - (t // n_cols) * n_cols)
-        intercept = d > p
         start = c * chunk_size
         stop = min(n, start + chunk_size)
-        for tile in range(start, stop, tile_rows):
-            rows = uint64(min(tile_rows, stop - tile))
-            first_row = uint64(tile)
+        for tile in range(start, stop, rows_per_tile):
+            rows = uint64(min(rows_per_tile, stop - tile))
+            row0 = uint64(tile)
             cuda.syncthreads()
-            r = z_first
-            a = z_first_col
-            while r < rows:
-                i = first_row + r
-                if a < up:
-                    value = X[i, a]
-                elif a + one < ud and has_y:
-                    value = y[i]
-                elif a + one == ud and intercept:
-                    value = 1.0
-                else:
-                    value = 0.0
-                sZ[r * ud4 + a] = value
-                r += z_skip
-                a += z_skip_col
-                if a >= ud4:
-                    a -= ud4
-                    r += one
-            r = w_first
-            a = w_first_col
-            while r < rows:
-                i = first_row + r
+            # The rows' x: contiguous in X, a coalesced copy.
+            q = uint64(t)
+            size = rows * u_p
+            while q < size:
+                r = q // u_p
+                sz[r * u_z + q - r * u_p] = X_flat[row0 * u_p + q]
+                q += u_threads
+            if with_y:
+                r = uint64(t)
+                while r < rows:
+                    sz[r * u_z + u_p] = y[row0 + r]
+                    sz[r * u_z + u_p + uint64(1)] = 1.0
+                    r += u_threads
+            # The rows' weights of this block's columns (0 past the last).
+            q = uint64(t)
+            size = rows * u_r
+            while q < size:
+                r = q // u_r
+                column = uint64(first_column) + q - r * u_r
                 value = 0.0
-                if um_lo + a < uM:
-                    value = W[i, um_lo + a]
+                if column < u_M:
+                    value = W_flat[(row0 + r) * u_M + column]
                     if has_w:
-                        value *= w[i]
-                sZ[uw_at + r * ucols + a] = value
-                r += w_skip
-                a += w_skip_col
-                if a >= ucols:
-                    a -= ucols
-                    r += one
+                        value *= w[row0 + r]
+                sr[q] = value
+                q += u_threads
             cuda.syncthreads()
-            if active:
-                zi = uint64(0)
-                wi = uint64(w_at + col)
-                for _ in range(rows):
-                    u0, u1, u2, u3 = _load4(sZ, zi + ua)
-                    z0, z1, z2, z3 = _load4(sZ, zi + ub)
-                    for e in range(E):
-                        weight = sZ[wi + uint64(e)]
-                        at = 16 * e
-                        v = u0 * weight
-                        acc[at] += v * z0
-                        acc[at + 1] += v * z1
-                        acc[at + 2] += v * z2
-                        acc[at + 3] += v * z3
-                        v = u1 * weight
-                        acc[at + 4] += v * z0
-                        acc[at + 5] += v * z1
-                        acc[at + 6] += v * z2
-                        acc[at + 7] += v * z3
-                        v = u2 * weight
-                        acc[at + 8] += v * z0
-                        acc[at + 9] += v * z1
-                        acc[at + 10] += v * z2
-                        acc[at + 11] += v * z3
-                        v = u3 * weight
-                        acc[at + 12] += v * z0
-                        acc[at + 13] += v * z1
-                        acc[at + 14] += v * z2
-                        acc[at + 15] += v * z3
-                    zi += ud4
-                    wi += ucols
-        if active:
-            out = partial[c]
-            base = item * n_acc
-            for q in range(n_acc):
-                out[base + q] = acc[q]
+            # The products, each formed once a row.
+            for s in range(builds):
+                q = uint64(t + s * threads)
+                if q < u_width:
+                    a = left[s]
+                    b = right[s]
+                    if a < uint64(d):
+                        for _ in range(rows):
+                            sp[q] = sz[a] * sz[b]
+                            q += u_width
+                            a += u_z
+                            b += u_z
+                    else:
+                        for _ in range(rows):
+                            sp[q] = 0.0
+                            q += u_width
+            cuda.syncthreads()
+            for slot in range(slots):
+                u = t + slot * threads
+                if u < units:
+                    quad = u // groups
+                    at = unit_size * slot
+                    s = cuda.local.array(unit_size, dtype=float64)
+                    for k in range(unit_size):
+                        s[k] = acc[at + k]
+                    pi = uint64(u - quad * groups)
+                    ri = uint64(4 * quad)
+                    for _ in range(rows):
+                        r0 = sr[ri]
+                        r1 = sr[ri + uint64(1)]
+                        r2 = sr[ri + uint64(2)]
+                        r3 = sr[ri + uint64(3)]
+                        for j in range(span):
+                            v = sp[pi + uint64(j) * u_groups]
+                            s[j] += r0 * v
+                            s[span + j] += r1 * v
+                            s[2 * span + j] += r2 * v
+                            s[3 * span + j] += r3 * v
+                        pi += u_width
+                        ri += u_r
+                    for k in range(unit_size):
+                        acc[at + k] = s[k]
+        for slot in range(slots):
+            u = t + slot * threads
+            if u < units:
+                quad = u // groups
+                group = first_group + u - quad * groups
+                at = unit_size * slot
+                for i in range(4):
+                    column = first_column + 4 * quad + i
+                    for j in range(span):
+                        e = group + j * n_groups
+                        if column < M and group < n_groups and e < n_entries:
+                            partial[c, column * n_entries + e] = acc[at + span * i + j]
 
     return kernel
 
 
-def _gram(X, W, y=None, w=None, d=None):
-    """``G[m] = sum_i W[i, m] w_i z_i z_i^T`` for z = (x, y, 1)[:d], ordered sums.
+def _gram(X, W, y=None, w=None):
+    """``G[m] = sum_i W[i, m] w_i z_i z_i^T`` for z = (x, y, 1) with y, else x; ordered sums.
 
     Returns
     -------
     G : ndarray of shape (M, d, d), on the host
     """
-    return _start_gram(X, W, y, w, d)()
+    return _start_gram(X, W, y, w)()
 
 
-def _start_gram(X, W, y=None, w=None, d=None, stream=None, name="gram"):
+def _start_gram(X, W, y=None, w=None, stream=None, name="gram"):
     """Launch :func:`_gram` on ``stream``; returns the function that waits and gives G.
 
     Work off the main line (``stream`` not None) has buffers of its own (``name``).
@@ -1968,56 +1974,29 @@ def _start_gram(X, W, y=None, w=None, d=None, stream=None, name="gram"):
     X, W = _dev(X), _dev(W)
     n, p = X.shape
     M = W.shape[1]
-    d = p if d is None else d
-    d4, pairs = _tile_pairs(d)
-    n_pairs = pairs.shape[0]
-    E = max(1, min(_GRAM_GROUP, M))
-    n_groups = -(-M // E)
-    n_items = n_groups * n_pairs
-    T = _threads()
-    # Items per block: as many as threads, but touching at most _GRAM_COLS columns.
-    max_groups = max(2, _GRAM_COLS // E)
-    per_block = max(1, min(T, (max_groups - 1) * n_pairs))
-    max_cols = min(n_groups, max_groups) * E
-    tile_rows = _GRAM_TILE
-    while tile_rows > 1 and tile_rows * (d4 + max_cols) > _SHARED_DOUBLES:
-        tile_rows //= 2
-    n_chunks = _n_chunks(n)
-    partial = _scratch(name, (n_chunks, n_items * 16 * E))
-    shared_bytes = tile_rows * (d4 + max_cols) * 8
+    with_y = y is not None
+    d = p + 2 if with_y else p
+    n_entries, _, n_groups, n_quads, groups, quads = _gram_layout(M, d)
+    n_blocks = -(-n_groups // groups) * -(-n_quads // quads)
     if n:
-        _launch(_gram_kernel(E), (n_chunks, -(-n_items // per_block)), T,
-            X, _empty(1) if y is None else _dev(y), W, _empty(1) if w is None else _dev(w),
-            d, _tile_pairs_device(d), _config.CUDA_CHUNK_SIZE, tile_rows, per_block, partial,
-            shared=shared_bytes, stream=stream)
+        partial = _scratch(name, (_n_chunks(n), M * n_entries))
+        _launch(_gram_kernel(M, p, with_y), (_n_chunks(n), n_blocks), _threads(),
+            _flat(X), _dev(y) if with_y else _empty(1), _flat(W),
+            _empty(1) if w is None else _dev(w), _config.CUDA_CHUNK_SIZE, partial,
+            stream=stream)
         sums = _start_sum_chunks(partial, stream, f"{name} sums")
     else:
-        sums = functools.partial(np.zeros, n_groups * n_pairs * E * 16)
+        sums = functools.partial(np.zeros, M * n_entries)
 
     def finish():
-        tiles = sums().reshape(n_groups, n_pairs, E, 16)
-        tiles = tiles.transpose(0, 2, 1, 3).reshape(n_groups * E, n_pairs * 16)[:M]
-        lower, upper = _tile_scatter(d)
-        G = np.empty((M, d4 * d4))
-        G[:, lower] = tiles
-        G[:, upper] = tiles
-        return G.reshape(M, d4, d4)[:, :d, :d]
+        lower = sums().reshape(M, n_entries)
+        rows, cols = _lower_entries(d)
+        G = np.empty((M, d, d))
+        G[:, rows, cols] = lower
+        G[:, cols, rows] = lower
+        return G
 
     return finish
-
-
-@functools.lru_cache(maxsize=None)
-def _tile_scatter(d):
-    """Where the entries of the tiles of :func:`_tile_pairs` go in a flat d4 x d4 matrix.
-
-    Returns the flat index of each tile entry ``(tile, r, c)`` at ``(4 ta + r,
-    4 tb + c)``, and at its mirror ``(4 tb + c, 4 ta + r)``.
-    """
-    d4, pairs = _tile_pairs(d)
-    r, c = np.divmod(np.arange(16), 4)
-    rows = (4 * pairs[:, :1] + r).ravel()
-    cols = (4 * pairs[:, 1:] + c).ravel()
-    return rows * d4 + cols, cols * d4 + rows
 
 
 def weighted_grams(X, weights):
@@ -2055,7 +2034,7 @@ def wls_stats(X, y, resp, w):
     yty : ndarray of shape (n_leaves,)
     mass : ndarray of shape (n_leaves,)
     """
-    return _wls_parts(X.shape[1], _start_gram(X, resp, y=y, w=w, d=X.shape[1] + 2)())
+    return _wls_parts(X.shape[1], _start_gram(X, resp, y=y, w=w)())
 
 
 def start_wls_stats(X, y, resp, w):
@@ -2079,7 +2058,7 @@ def start_wls_stats(X, y, resp, w):
     ready.record(_main_stream())
     ready.wait(stream)
     p = X.shape[1]
-    gram = _start_gram(X, resp, y=y, w=w, d=p + 2, stream=stream, name="side gram")
+    gram = _start_gram(X, resp, y=y, w=w, stream=stream, name="side gram")
     return lambda: _wls_parts(p, gram())
 
 
@@ -2447,16 +2426,23 @@ def _build_bohning_update_kernel(b, p, threads):
     device: the right-hand side ``r = g - reg V`` of children 1..b-1 (no ridge
     on the intercept), its mean over the children, then
     ``relaxation * ((r - mean) M1^-1 + mean M2^-1)`` added to the coefficients
-    (``maps``: ``M1^-1`` then ``M2^-1``, row-major). Every value is formed by
-    one thread, in a fixed order.
+    (``maps``: ``M1^-1`` then ``M2^-1``, row-major). The maps and ``r`` are
+    staged in shared memory (one coalesced read each); every value is formed
+    by one thread, in a fixed order.
     """
     rows = b - 1
     size = rows * p
+    maps_size = 2 * p * p
     maps_at = p * p
 
     @cuda.jit
-    def kernel(sums, coef, maps, reg, relaxation, rhs, centre):
+    def kernel(sums, coef, maps, reg, relaxation):
+        sh_maps = cuda.shared.array(maps_size, dtype=float64)
+        rhs = cuda.shared.array(size, dtype=float64)
+        centre = cuda.shared.array(p, dtype=float64)
         t = cuda.threadIdx.x
+        for q in range(t, maps_size, threads):
+            sh_maps[q] = maps[q]
         for q in range(t, size, threads):
             ridge = reg if q % p else 0.0
             rhs[q] = sums[p + q] - ridge * coef[p + q]
@@ -2473,8 +2459,8 @@ def _build_bohning_update_kernel(b, p, threads):
             spread = 0.0
             mean = 0.0
             for c in range(p):
-                spread += (rhs[j * p + c] - centre[c]) * maps[c * p + a]
-                mean += centre[c] * maps[maps_at + c * p + a]
+                spread += (rhs[j * p + c] - centre[c]) * sh_maps[c * p + a]
+                mean += centre[c] * sh_maps[maps_at + c * p + a]
             coef[p + q] += relaxation * (spread + mean)
 
     return kernel
@@ -2489,7 +2475,10 @@ def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relax
     chunk sums and a one-block update of the coefficients in place, queued
     back to back on the main line with no copy and no wait between steps. The
     host calls ``meanwhile`` once every step is queued, then waits for the
-    coefficients.
+    coefficients. The maps and the right-hand side live in one block's shared
+    memory: where they do not fit (``2 p^2 + b p`` doubles above
+    ``_SHARED_DOUBLES``, p above about 50), the steps go through the host as
+    the CPU backend takes them.
     """
     X, w = _dev(X), _dev(w)
     n, p = X.shape
@@ -2497,20 +2486,20 @@ def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relax
     if not n:
         return _cpu.root_bohning_steps(np.zeros((0, p)), coef, np.zeros(0), np.zeros((0, b)),
                                        None, maps, reg, n_steps, relaxation, meanwhile)
+    if 2 * p * p + b * p > _SHARED_DOUBLES:
+        return _bohning.steps_on_host(softmax_gradient, softmax_stats, X, coef, w, targets,
+                                      log_proba, maps, reg, n_steps, relaxation, meanwhile)
     d_coef, d_maps = _params("bohning", coef.reshape(b * p),
                              np.concatenate([m.reshape(p * p) for m in maps]))
     d_targets = _dev(targets)
     sums = _scratch("bohning_sums", (b * p + 1,))
-    rhs = _scratch("bohning_rhs", ((b - 1) * p,))
-    centre = _scratch("bohning_centre", (p,))
     update = _bohning_update_kernel(b, p)
     first = _empty(2) if log_proba is None else _dev(log_proba)
     for step in range(n_steps):
         partial = _softmax_partials(X, (1, b), d_coef, first if step == 0 else _empty(2), w,
                                     _empty(2), d_targets, _empty(1, np.int64), True, _empty(2))
         _launch_sum_chunks(partial, sums)
-        _launch(update, 1, _threads(), sums, d_coef, d_maps, float(reg), float(relaxation),
-                rhs, centre)
+        _launch(update, 1, _threads(), sums, d_coef, d_maps, float(reg), float(relaxation))
     if meanwhile is not None:
         meanwhile()
     return _small_to_host(d_coef).reshape(coef.shape)
