@@ -23,7 +23,8 @@ def get_backend(name):
     module
         A module with the functions ``affine_log_softmax``, ``gaussian_log_prob``,
         ``categorical_log_prob``, ``posterior``, ``weighted_grams``, ``wls_stats``,
-        ``softmax_stats``, ``mix`` and ``mix_categorical``, and the array plumbing
+        ``softmax_stats``, ``root_bohning_steps``, ``mix`` and ``mix_categorical``,
+        and the array plumbing
         of the EM layer (``to_device``, ``to_host``, ``empty``, ``exp``,
         ``as_column``, ``total``, ``leaf_log_prior``, ``level_targets``,
         ``random_responsibilities``, ``hard_responsibilities``), and a fit's
