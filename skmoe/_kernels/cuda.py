@@ -1828,6 +1828,8 @@ def _build_gram_kernel(M, p, with_y, threads, shared_doubles, max_span, max_grou
     u_M = uint64(M)
     u_z = uint64(z_stride)
     u_width = uint64(width)
+    u_width2, u_width3, u_width4 = uint64(2 * width), uint64(3 * width), uint64(4 * width)
+    u_z2, u_z3, u_z4 = uint64(2 * z_stride), uint64(3 * z_stride), uint64(4 * z_stride)
     u_groups = uint64(groups)
     u_r = uint64(r_stride)
     u_threads = uint64(threads)
@@ -1907,14 +1909,26 @@ def _build_gram_kernel(M, p, with_y, threads, shared_doubles, max_span, max_grou
                 if q < u_width:
                     a = left[s]
                     b = right[s]
+                    # Four rows a step, at constant offsets, bounded by the
+                    # pointer (an unsigned range() tests and selects in 64
+                    # bits per row).
+                    end = q + rows * u_width
                     if a < uint64(d):
-                        for _ in range(rows):
+                        while q + u_width3 < end:
+                            sp[q] = sz[a] * sz[b]
+                            sp[q + u_width] = sz[a + u_z] * sz[b + u_z]
+                            sp[q + u_width2] = sz[a + u_z2] * sz[b + u_z2]
+                            sp[q + u_width3] = sz[a + u_z3] * sz[b + u_z3]
+                            q += u_width4
+                            a += u_z4
+                            b += u_z4
+                        while q < end:
                             sp[q] = sz[a] * sz[b]
                             q += u_width
                             a += u_z
                             b += u_z
                     else:
-                        for _ in range(rows):
+                        while q < end:
                             sp[q] = 0.0
                             q += u_width
             cuda.syncthreads()
