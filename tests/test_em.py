@@ -101,19 +101,24 @@ def test_bohning_step_is_relaxed_minoriser_step_and_monotone(at_root):
     assert after - before >= (f - f * f / 2) * rhs @ maximiser.ravel() * (1 - 1e-9) > 0
 
 
+def _gate_problem(seed, n, p, b):
+    """A design with an intercept, weights, soft counts and a root gate's coefficients."""
+    rng = np.random.RandomState(seed)
+    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
+    w = rng.uniform(0.5, 1.5, size=n)
+    targets = rng.dirichlet(np.ones(b), size=n)
+    coef = rng.normal(scale=0.3, size=(1, b, p))
+    coef[:, 0] = 0.0
+    return X, w, targets, coef
+
+
 @pytest.mark.parametrize("solver, n_steps, b, at_root", [
     ("bohning", 5, 3, True), ("bohning", 1, 3, True), ("bohning", 2, 3, False),
     ("newton", 2, 3, False), ("newton", 1, 1, False)])
 def test_gate_step_calls_meanwhile_once_and_gives_the_same_step(solver, n_steps, b, at_root):
     """``meanwhile`` runs once on every path (steps from the E-step's probabilities,
     Newton halving, a single child) and changes nothing in the step."""
-    rng = np.random.RandomState(1)
-    n, p = 120, 3
-    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
-    w = rng.uniform(0.5, 1.5, size=n)
-    targets = rng.dirichlet(np.ones(b), size=n)
-    coef = rng.normal(scale=0.3, size=(1, b, p))
-    coef[:, 0] = 0.0
+    X, w, targets, coef = _gate_problem(1, 120, 3, b)
     kernels = get_backend("cpu")
     root_bound = bohning_bound(kernels, X, w) if at_root else None
     log_proba = None
@@ -174,13 +179,8 @@ def test_root_steps_through_the_maps_are_the_solved_steps():
     """Five root steps through ``root_bohning_steps`` (the inverse maps) equal five
     steps solved by ``RootBound.solve``; without maps (a singular bound) the step
     is still taken, by the solve with jitter."""
-    rng = np.random.RandomState(5)
-    n, p, b, reg = 150, 3, 4, 0.2
-    X = np.hstack([np.ones((n, 1)), rng.normal(size=(n, p - 1))])
-    w = rng.uniform(0.5, 1.5, size=n)
-    targets = rng.dirichlet(np.ones(b), size=n)
-    coef = rng.normal(scale=0.3, size=(1, b, p))
-    coef[:, 0] = 0.0
+    p, b, reg = 3, 4, 0.2
+    X, w, targets, coef = _gate_problem(5, 150, p, b)
     kernels = get_backend("cpu")
     bound = bohning_bound(kernels, X, w)
     got = softmax_m_step(kernels, X, coef, w, targets=targets, reg=reg, solver="bohning",
