@@ -158,6 +158,8 @@ def softmax_m_step(
     n_steps : int
     root_bound : RootBound or None
         Fixed Boehning bound of a root gate; None to compute it from ``mass``.
+        With its inverse maps (any bound that factorises), the backend's
+        ``root_bohning_steps`` takes all the steps.
     log_proba : array of shape (n_samples, n_children) or None
         The root's log gate probabilities at ``coef`` (from the E-step). With
         ``root_bound``, the first step takes its gradient from them, without
