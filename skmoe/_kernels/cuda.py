@@ -1791,11 +1791,6 @@ def _gram_kernel(M, p, with_y):
     return _GRAM_KERNELS[key]
 
 
-def _lower_entries(d):
-    """Row and column of each lower-triangle entry of a d x d matrix, row by row."""
-    return np.tril_indices(d)
-
-
 def _build_gram_kernel(M, p, with_y, threads, shared_doubles, max_span, max_groups, max_rows,
                        max_registers):
     """Compile the chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` for one shape.
@@ -2007,7 +2002,7 @@ def _start_gram(X, W, y=None, w=None, stream=None, name="gram"):
 
     def finish():
         lower = sums().reshape(M, n_entries)
-        rows, cols = _lower_entries(d)
+        rows, cols = np.tril_indices(d)  # the entries' order: row by row
         G = np.empty((M, d, d))
         G[:, rows, cols] = lower
         G[:, cols, rows] = lower
