@@ -999,28 +999,28 @@ def total(w):
 
 
 @cuda.jit(device=True)
-def _stage_rows(X_flat, tile, rows, p, sh, at, t, threads):
-    """Copy rows ``tile:tile + rows`` of X (p columns) to ``sh[at:]`` at a row stride of ``p | 1``.
+def _stage_rows(X_flat, tile, rows, p, sh, at, stride, t, threads):
+    """Copy rows ``tile:tile + rows`` of X (p columns) to ``sh[at:]``, ``stride`` doubles a row.
 
     The rows are contiguous in X: threads take consecutive doubles (a coalesced
-    copy). An odd stride lets one thread per row read the tile without bank
-    conflicts; where p is odd already, the copy is one straight run with
-    unsigned indices (Numba tests signed ones for wraparound), else each double
-    finds its row with one division.
+    copy). Where the stride is p, the copy is one straight run with unsigned
+    indices (Numba tests signed ones for wraparound), else each double finds
+    its row with one division by the (compile-time) p.
     """
     size = uint64(rows * p)
     src = uint64(tile * p)
     dst = uint64(at)
     q = uint64(t)
     step = uint64(threads)
-    if p % 2 == 1:
+    if stride == p:
         while q < size:
             sh[dst + q] = X_flat[src + q]
             q += step
     else:
         up = uint64(p)
+        pad = uint64(stride - p)
         while q < size:
-            sh[dst + q + q // up] = X_flat[src + q]
+            sh[dst + q + (q // up) * pad] = X_flat[src + q]
             q += step
 
 
@@ -1313,9 +1313,9 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
         for tile in range(start, stop, rows_per_tile):
             rows = min(rows_per_tile, stop - tile)
             cuda.syncthreads()
-            _stage_rows(Xg_flat, tile, rows, pg, sh, 0, t, threads)
+            _stage_rows(Xg_flat, tile, rows, pg, sh, 0, gx, t, threads)
             if two_designs:
-                _stage_rows(Xe_flat, tile, rows, pe, sh, e_at, t, threads)
+                _stage_rows(Xe_flat, tile, rows, pe, sh, e_at, ex, t, threads)
             cuda.syncthreads()
             i = uint64(tile + t)
             at_row = i * u_k
@@ -1765,7 +1765,7 @@ _GRAM_MAX_REGISTERS = 128
 _GRAM_KERNELS = {}
 
 
-def _gram_layout(M, d):
+def _gram_layout(M, d, threads, max_span, max_groups):
     """``(n_entries, span, n_groups, n_quads, groups, quads)``: M columns of d-vectors.
 
     The lower triangle of ``z z^T`` has ``n_entries`` entries, in
@@ -1774,11 +1774,11 @@ def _gram_layout(M, d):
     x ``quads`` quads.
     """
     n_entries = d * (d + 1) // 2
-    span = max(1, min(_GRAM_SPAN, -(-n_entries // _GRAM_GROUPS)))
+    span = max(1, min(max_span, -(-n_entries // max_groups)))
     n_groups = -(-n_entries // span)
     n_quads = -(-M // 4)
-    groups = min(n_groups, _GRAM_GROUPS)
-    quads = max(1, min(n_quads, _threads() // groups))
+    groups = min(n_groups, max_groups)
+    quads = max(1, min(n_quads, threads // groups))
     return n_entries, span, n_groups, n_quads, groups, quads
 
 
@@ -1805,7 +1805,8 @@ def _build_gram_kernel(M, p, with_y, threads, shared_doubles, max_span, max_grou
     compile-time constants: the loops over a unit's sums unroll into registers.
     """
     d = p + 2 if with_y else p
-    n_entries, span, n_groups, n_quads, groups, quads = _gram_layout(M, d)
+    n_entries, span, n_groups, n_quads, groups, quads = _gram_layout(
+        M, d, threads, max_span, max_groups)
     n_group_blocks = -(-n_groups // groups)
     units = groups * quads
     slots = -(-units // threads)
@@ -1868,16 +1869,11 @@ def _build_gram_kernel(M, p, with_y, threads, shared_doubles, max_span, max_grou
         start = c * chunk_size
         stop = min(n, start + chunk_size)
         for tile in range(start, stop, rows_per_tile):
-            rows = uint64(min(rows_per_tile, stop - tile))
+            n_rows = min(rows_per_tile, stop - tile)
+            rows = uint64(n_rows)
             row0 = uint64(tile)
             cuda.syncthreads()
-            # The rows' x: contiguous in X, a coalesced copy.
-            q = uint64(t)
-            size = rows * u_p
-            while q < size:
-                r = q // u_p
-                sz[r * u_z + q - r * u_p] = X_flat[row0 * u_p + q]
-                q += u_threads
+            _stage_rows(X_flat, tile, n_rows, p, sz, 0, z_stride, t, threads)
             if with_y:
                 r = uint64(t)
                 while r < rows:
@@ -1988,7 +1984,8 @@ def _start_gram(X, W, y=None, w=None, stream=None, name="gram"):
     M = W.shape[1]
     with_y = y is not None
     d = p + 2 if with_y else p
-    n_entries, _, n_groups, n_quads, groups, quads = _gram_layout(M, d)
+    n_entries, _, n_groups, n_quads, groups, quads = _gram_layout(
+        M, d, _threads(), _GRAM_SPAN, _GRAM_GROUPS)
     n_blocks = -(-n_groups // groups) * -(-n_quads // quads)
     if n:
         partial = _scratch(name, (_n_chunks(n), M * n_entries))
@@ -2197,7 +2194,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
         for tile in range(start, stop, rows_per_tile):
             rows = min(rows_per_tile, stop - tile)
             cuda.syncthreads()
-            _stage_rows(X_flat, tile, rows, p, sh_x, 0, t, threads)
+            _stage_rows(X_flat, tile, rows, p, sh_x, 0, x_stride, t, threads)
             cuda.syncthreads()
             # 1. One thread per row.
             if t < rows:
