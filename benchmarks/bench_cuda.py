@@ -384,13 +384,14 @@ def profile(n, p, K, repeats, rng, sweeps=False):
         except Exception as exc:  # the simulator has no resource report
             print(f"{kname}: no resource report ({exc})", flush=True)
     if sweeps:
-        # The Gram kernel's units of 4 columns x 6, 8 and 10 entries at most (10: the default).
-        default_span = gpu._GRAM_SPAN
-        for span in (6, 8, 10):
-            gpu._GRAM_SPAN = span
-            rows[f"  wls_stats, units of 4 x {span} sums at most"] = time_it(
+        # The Gram kernel's mma.sync shapes (the default last) and accumulator tiles a warp.
+        defaults = gpu._MMA_SHAPE, gpu._GRAM_TILES
+        for shape, tiles in [((8, 4), 10), ((16, 4), 6), ((16, 8), 6), ((16, 16), 4),
+                             ((16, 16), 8), defaults]:
+            gpu._MMA_SHAPE, gpu._GRAM_TILES = shape, tiles
+            rows[f"  wls_stats, mma m{shape[0]}n8k{shape[1]}, {tiles} tiles a warp"] = time_it(
                 lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)
-        gpu._GRAM_SPAN = default_span
+        gpu._MMA_SHAPE, gpu._GRAM_TILES = defaults
         # The fused E-step under register caps (the compiler's choice first).
         default_cap = gpu._E_STEP_MAX_REGISTERS
         for cap in (None, 64, 96, 128):

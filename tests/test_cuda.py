@@ -158,13 +158,16 @@ def test_gaussian_posterior(gate_known, designs, shared_coefs, monkeypatch):
         assert_allclose(ll, cpu_ll, rtol=1e-14)
 
 
-@pytest.mark.parametrize("n_columns", [1, 5, 9])
-@pytest.mark.parametrize("groups", [2, 32])
-def test_grams_in_column_quads_and_entry_groups(n_columns, groups, monkeypatch):
-    """Columns in quads (the last one padded), entries in groups of a span (the
-    last one short), split between a chunk's blocks, and tiles of a few rows."""
-    monkeypatch.setattr(gpu, "_GRAM_GROUPS", groups)
-    monkeypatch.setattr(gpu, "_GRAM_ROWS", 3)
+@pytest.mark.parametrize("n_columns", [3, 17])
+@pytest.mark.parametrize("shape, tiles, warps", [
+    ((8, 4), (1, 1), 2), ((16, 4), (3, 2), 8), ((16, 8), (3, 1), 1), ((16, 16), (1, 2), 8)])
+def test_grams_in_tensor_core_tiles(n_columns, shape, tiles, warps, monkeypatch):
+    """The Gram's mma.sync steps (emulated) of every shape: entries in tiles of m
+    and columns in tiles of 8 (the last ones padded), tasks split between warps
+    and between a chunk's blocks, and chunks that end inside a k-step."""
+    monkeypatch.setattr(gpu, "_MMA_SHAPE", shape)
+    monkeypatch.setattr(gpu, "_GRAM_TILES", tiles)
+    monkeypatch.setattr(gpu, "_GRAM_WARPS", warps)
     rng, X, y, w, _ = _problem(7)
     weights = rng.uniform(size=(X.shape[0], n_columns))
     assert_allclose(gpu.weighted_grams(X, weights), ref.weighted_grams(X, weights),
@@ -172,6 +175,24 @@ def test_grams_in_column_quads_and_entry_groups(n_columns, groups, monkeypatch):
     resp = weights / weights.sum(axis=1, keepdims=True)
     for got, expected in zip(gpu.wls_stats(X, y, resp, w), ref.wls_stats(X, y, resp, w)):
         assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_gram_layout_covers_every_tile_once():
+    """Tasks of entry tiles x column tiles cover the tiles, and warps the tasks."""
+    for M in (1, 8, 9, 16, 17, 64):
+        for d in (1, 2, 6, 23, 40):
+            for m, tiles, warps in [(8, (1, 1), 2), (16, (3, 2), 8), (16, (3, 1), 1),
+                                    (16, (1, 2), 8)]:
+                (n_entries, entry_tiles, column_tiles, entry_tasks, column_tasks,
+                 n_warps, blocks) = gpu._gram_layout(M, d, m, tiles, warps)
+                assert n_entries == d * (d + 1) // 2
+                assert entry_tiles <= tiles[0] and column_tiles <= tiles[1]
+                assert entry_tasks * entry_tiles * m >= n_entries
+                assert (entry_tasks - 1) * entry_tiles * m < n_entries
+                assert column_tasks * column_tiles * 8 >= M
+                assert (column_tasks - 1) * column_tiles * 8 < M
+                assert 1 <= n_warps <= warps
+                assert blocks * n_warps >= entry_tasks * column_tasks
 
 
 def test_weighted_grams_and_wls_stats():

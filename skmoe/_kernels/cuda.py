@@ -1004,8 +1004,9 @@ def _stage_rows(X_flat, tile, rows, p, sh, at, stride, t, threads):
 
     The rows are contiguous in X: threads take consecutive doubles (a coalesced
     copy). Where the stride is p, the copy is one straight run with unsigned
-    indices (Numba tests signed ones for wraparound), else each double finds
-    its row with one division by the (compile-time) p.
+    indices (Numba tests signed ones for wraparound). Else the first
+    ``threads // p`` rows' doubles each have a thread, which steps that many
+    rows at a time (no division a double); wider rows find theirs by division.
     """
     size = uint64(rows * p)
     src = uint64(tile * p)
@@ -1016,6 +1017,19 @@ def _stage_rows(X_flat, tile, rows, p, sh, at, stride, t, threads):
         while q < size:
             sh[dst + q] = X_flat[src + q]
             q += step
+    elif threads >= p:
+        per_pass = threads // p
+        if t < per_pass * p:
+            r = t // p
+            q = uint64(dst + r * stride + t - r * p)
+            end = src + size
+            src += uint64(t)
+            src_step = uint64(per_pass * p)
+            dst_step = uint64(per_pass * stride)
+            while src < end:
+                sh[q] = X_flat[src]
+                src += src_step
+                q += dst_step
     else:
         up = uint64(p)
         pad = uint64(stride - p)
@@ -1751,126 +1765,269 @@ def level_targets(resp, n_nodes, n_children, root):
 # Doubles of shared memory a block may stage (48 KiB, the static limit).
 _SHARED_DOUBLES = 6144
 
-# Entries of z z^T a unit of the Gram kernel sums at most, for 4 weight
-# columns, and unit columns a block takes at most. A warp's 32 units read 32
-# consecutive staged entries, without bank conflicts; a unit's 4 x span sums
-# take 4 + span shared loads a row. At K = 16, d = 23 (wls_stats, p = 21):
-# spans of 9 entries, 31 unit columns x 4 quads, one block of 124 units a chunk.
-_GRAM_SPAN = 10
-_GRAM_GROUPS = 32
-# Rows of a Gram tile at most (the tile is staged, then read by every unit).
-_GRAM_ROWS = 32
-# Registers per thread of the Gram kernel at most (None: the compiler's choice).
-_GRAM_MAX_REGISTERS = 128
+# The Gram is a matrix product: entries e = (a, b) of the lower triangle of
+# z z^T times weight columns m, summed over rows, G[e, m] = sum_i z_ia z_ib
+# W[i, m] w_i. FP64 tensor cores take it in warp-wide steps, mma.sync with
+# f64 operands: (_MMA_SHAPE[0] entries x k rows) times (k rows x 8 columns),
+# k = _MMA_SHAPE[1]. Hopper has these shapes natively: (8, 4), (16, 4),
+# (16, 8), (16, 16).
+_MMA_SHAPE = (16, 8)
+# Accumulator tiles a warp holds at most (entry tiles, column tiles), warps a
+# block takes at most, and rows of a staged tile at most (whole k-steps). On
+# an H100 at K = 16, d = 23 (run 21): (16, 8) with 2 x 2 tiles a warp, 9
+# warps, 0.59 ms for wls_stats; (16, 4) and (16, 16) with 3 x 2, 0.67 and
+# 0.83 ms; tiles of 32, 64 and 128 rows, 1.06, 0.87 and 0.77 ms.
+_GRAM_TILES = (2, 2)
+_GRAM_WARPS = 9
+_GRAM_ROWS = 128
+# Registers per thread of the Gram kernel at most (None: the compiler's choice):
+# two blocks of 9 warps an SM.
+_GRAM_MAX_REGISTERS = 96
 _GRAM_KERNELS = {}
+_MMA_FUNCTIONS = {}
 
 
-def _gram_layout(M, d, threads, max_span, max_groups):
-    """``(n_entries, span, n_groups, n_quads, groups, quads)``: M columns of d-vectors.
+@functools.cache
+def _tensor_cores():
+    """Whether the Gram kernel issues FP64 ``mma.sync`` (else it emulates it).
 
-    The lower triangle of ``z z^T`` has ``n_entries`` entries, in
-    ``n_groups`` groups of ``span`` (group g: entries g, g + n_groups, ...), and
-    the weight columns make ``n_quads`` quads; a block takes ``groups`` groups
-    x ``quads`` quads.
+    That takes numba-cuda's inline PTX (not the simulator, nor
+    numba-cuda-mlir) and a GPU of compute capability 8.0 or more.
+    """
+    if _simulator_enabled() or not cuda.__name__.startswith("numba.cuda"):
+        return False
+    try:
+        from numba.cuda.extending import intrinsic  # noqa: F401
+    except ImportError:
+        return False
+    return cuda.get_current_device().compute_capability >= (8, 0)
+
+
+def _fragment_sizes(m, k):
+    """Doubles a lane holds of A (m x k), B (k x 8) and C (m x 8) in ``mma.sync``."""
+    return m * k // 32, k // 4, m // 4
+
+
+def _mma_function(m, k, tensor_cores):
+    """``mma(a, b, b_at, c, c_at, scratch)``: one warp's ``C += A B`` in place.
+
+    A lane holds its fragments as PTX lays them out for f64 (lane l, group
+    ``g = l // 4``, ``t = l % 4``): ``a[i]`` is A[g + 8 (i % (m / 8)), t + 4 (i //
+    (m / 8))], ``b[b_at + i]`` is B[t + 4 i, g] and ``c[c_at + i]`` is C[g + 8 (i
+    // 2), 2 t + i % 2]. With tensor cores this is one instruction; else the
+    warp's fragments meet in ``scratch`` (``m k + 8 k`` doubles a warp, between
+    two barriers: the whole block must call it together).
+    """
+    key = (m, k, tensor_cores)
+    if key not in _MMA_FUNCTIONS:
+        build = _dmma_instruction if tensor_cores else _emulated_mma
+        _MMA_FUNCTIONS[key] = build(m, k)
+    return _MMA_FUNCTIONS[key]
+
+
+def _dmma_instruction(m, k):
+    """The ``mma.sync.aligned.m{m}n8k{k}.row.col.f64`` instruction as a Numba intrinsic."""
+    from llvmlite import ir
+    from numba.core import types
+    from numba.cuda.extending import intrinsic
+
+    na, nb, nc = _fragment_sizes(m, k)
+
+    def operands(first, count):
+        return "{" + ", ".join(f"${first + i}" for i in range(count)) + "}"
+
+    text = (f"mma.sync.aligned.m{m}n8k{k}.row.col.f64.f64.f64.f64 {operands(0, nc)}, "
+            f"{operands(nc, na)}, {operands(nc + na, nb)}, {operands(nc + na + nb, nc)};")
+    f64 = ir.DoubleType()
+    asm = ir.InlineAsm(ir.FunctionType(ir.LiteralStructType([f64] * nc), [f64] * (na + nb + nc)),
+                       text, ",".join(["=d"] * nc + ["d"] * (na + nb + nc)))
+
+    @intrinsic
+    def mma(typingctx, a, b, b_at, c, c_at, scratch):
+        def codegen(context, builder, sig, args):
+            def pointers(ty, array, at, count):
+                data = context.make_array(ty)(context, builder, array).data
+                start = builder.sext(at, ir.IntType(64)) if at.type.width < 64 else at
+                return [builder.gep(data, [builder.add(start, ir.Constant(start.type, i))])
+                        for i in range(count)]
+
+            zero = ir.Constant(ir.IntType(64), 0)
+            out_ptrs = pointers(sig.args[3], args[3], args[4], nc)
+            values = ([builder.load(q) for q in pointers(sig.args[0], args[0], zero, na)]
+                      + [builder.load(q) for q in pointers(sig.args[1], args[1], args[2], nb)]
+                      + [builder.load(q) for q in out_ptrs])
+            out = builder.call(asm, values)
+            for i, q in enumerate(out_ptrs):
+                builder.store(builder.extract_value(out, i), q)
+            return context.get_dummy_value()
+
+        return types.none(a, b, b_at, c, c_at, scratch), codegen
+
+    return mma
+
+
+def _emulated_mma(m, k):
+    """:func:`_mma_function` through shared memory (the simulator, GPUs before sm_80)."""
+    na, nb, nc = _fragment_sizes(m, k)
+    halves = m // 8
+    size = m * k + 8 * k
+
+    @cuda.jit(device=True)
+    def mma(a, b, b_at, c, c_at, scratch):
+        lane = cuda.threadIdx.x % 32
+        base = (cuda.threadIdx.x // 32) * size
+        g = lane // 4
+        t = lane % 4
+        cuda.syncthreads()  # the last call's reads are done
+        for i in range(na):
+            scratch[base + (g + 8 * (i % halves)) * k + t + 4 * (i // halves)] = a[i]
+        for i in range(nb):
+            scratch[base + m * k + (t + 4 * i) * 8 + g] = b[b_at + i]
+        cuda.syncthreads()
+        for i in range(nc):
+            row = g + 8 * (i // 2)
+            column = 2 * t + i % 2
+            s = c[c_at + i]
+            for j in range(k):
+                s += scratch[base + row * k + j] * scratch[base + m * k + j * 8 + column]
+            c[c_at + i] = s
+
+    return mma
+
+
+def _gram_layout(M, d, m, max_tiles, max_warps):
+    """How the Gram kernel splits M weight columns of d-vectors' outer products.
+
+    Returns
+    -------
+    layout : tuple
+        ``(n_entries, entry_tiles, column_tiles, entry_tasks, column_tasks,
+        warps, blocks)``: the lower triangle's entries, in tiles of m; the
+        weight columns, in tiles of 8; a warp's task is ``entry_tiles`` x
+        ``column_tiles`` of them, there are ``entry_tasks x column_tasks``
+        tasks, ``warps`` a block, and ``blocks`` blocks a chunk.
     """
     n_entries = d * (d + 1) // 2
-    span = max(1, min(max_span, -(-n_entries // max_groups)))
-    n_groups = -(-n_entries // span)
-    n_quads = -(-M // 4)
-    groups = min(n_groups, max_groups)
-    quads = max(1, min(n_quads, threads // groups))
-    return n_entries, span, n_groups, n_quads, groups, quads
+    n_entry_tiles = -(-n_entries // m)
+    n_column_tiles = -(-M // 8)
+    column_tiles = min(n_column_tiles, max_tiles[1])
+    column_tasks = -(-n_column_tiles // column_tiles)
+    entry_tiles = min(n_entry_tiles, max_tiles[0])
+    entry_tasks = -(-n_entry_tiles // entry_tiles)
+    entry_tiles = -(-n_entry_tiles // entry_tasks)  # the same share for every task
+    tasks = entry_tasks * column_tasks
+    blocks = -(-tasks // max_warps)
+    return (n_entries, entry_tiles, column_tiles, entry_tasks, column_tasks,
+            -(-tasks // blocks), blocks)
 
 
 def _gram_kernel(M, p, with_y):
     """The Gram kernel of one shape, compiled at its first use."""
-    key = (M, p, with_y, _threads(), _SHARED_DOUBLES, _GRAM_SPAN, _GRAM_GROUPS, _GRAM_ROWS,
-           _GRAM_MAX_REGISTERS)
+    key = (M, p, with_y, _MMA_SHAPE, _GRAM_TILES, _GRAM_WARPS, _SHARED_DOUBLES, _GRAM_ROWS,
+           _GRAM_MAX_REGISTERS, _tensor_cores())
     if key not in _GRAM_KERNELS:
         _GRAM_KERNELS[key] = _build_gram_kernel(*key)
     return _GRAM_KERNELS[key]
 
 
-def _build_gram_kernel(M, p, with_y, threads, shared_doubles, max_span, max_groups, max_rows,
-                       max_registers):
+def _build_gram_kernel(M, p, with_y, shape, max_tiles, max_warps, shared_doubles, max_rows,
+                       max_registers, tensor_cores):
     """Compile the chunk partials of ``sum_i W[i, m] w_i z_i z_i^T`` for one shape.
 
-    ``z_i = (x_i, y_i, 1)`` with ``y``, else ``x_i``. Per tile of rows staged in
-    shared memory: the rows' z, their weights ``W[i, m] w_i``, then the
-    products ``z_ia z_ib`` of the lower triangle (each formed once a row, for
-    every column), and the units' sums (4 columns x ``span`` entries each).
-    The grid's second dimension splits the groups and quads between blocks;
-    each output is one thread's sum over the chunk's rows in row order, so the
-    partials depend on the chunk size only. The shape and the block size are
-    compile-time constants: the loops over a unit's sums unroll into registers.
+    ``z_i = (x_i, y_i, 1)`` with ``y``, else ``x_i``. A tile of rows is staged
+    in shared memory: the rows' z, and their weights ``W[i, m] w_i`` (0 past
+    the last row or column). Then each warp steps through the tile k rows at a
+    time: every lane forms its products ``z_ia z_ib`` of A's fragment, and the
+    warp adds A times the weights' fragment into its accumulators, one
+    ``mma.sync`` per entry tile and column tile. Each output is the warp's sum
+    over the chunk's rows in k-steps, in row order: the partials depend on the
+    chunk size only.
     """
+    m, k = shape
     d = p + 2 if with_y else p
-    n_entries, span, n_groups, n_quads, groups, quads = _gram_layout(
-        M, d, threads, max_span, max_groups)
-    n_group_blocks = -(-n_groups // groups)
-    units = groups * quads
-    slots = -(-units // threads)
-    width = span * groups
-    builds = -(-width // threads)
-    z_stride = d | 1
-    r_stride = 4 * quads
-    rows_per_tile = max(1, min(max_rows, shared_doubles // (z_stride + width + r_stride)))
+    (n_entries, entry_tiles, column_tiles, entry_tasks, column_tasks, warps,
+     _) = _gram_layout(M, d, m, max_tiles, max_warps)
+    tasks = entry_tasks * column_tasks
+    threads = 32 * warps
+    na, nb, nc = _fragment_sizes(m, k)
+    halves = m // 8
+    mma = _mma_function(m, k, tensor_cores)
+    scratch_size = 1 if tensor_cores else warps * (m * k + 8 * k)
+    # Strides of 4 mod 8 doubles: a half-warp's fragment loads (4 rows x 4
+    # neighbouring columns) fall in 32 distinct banks.
+    z_stride = d + (4 - d) % 8
+    r_stride = 8 * column_tiles * column_tasks + 4
+    rows_per_tile = k * max(1, min(max_rows, (shared_doubles - scratch_size)
+                                   // (z_stride + r_stride)) // k)
     z_size = rows_per_tile * z_stride
-    p_size = rows_per_tile * width
     r_size = rows_per_tile * r_stride
-    unit_size = 4 * span
-    acc_size = unit_size * slots
+    b_size = nb * column_tiles
+    n_acc = entry_tiles * column_tiles * nc
+    n_index = entry_tiles * halves
     u_p = uint64(p)
     u_M = uint64(M)
     u_z = uint64(z_stride)
-    u_width = uint64(width)
-    u_width2, u_width3, u_width4 = uint64(2 * width), uint64(3 * width), uint64(4 * width)
-    u_z2, u_z3, u_z4 = uint64(2 * z_stride), uint64(3 * z_stride), uint64(4 * z_stride)
-    u_groups = uint64(groups)
     u_r = uint64(r_stride)
     u_threads = uint64(threads)
-    # The simulator takes no register limit (it has no registers).
+    u_k = uint64(k)
+    # The weights' staging: threads // r_stride rows a pass, or columns in turn.
+    u_stage_rows = uint64(max(1, threads // r_stride))
+    u_stage_columns = uint64(r_stride if threads >= r_stride else threads)
     options = {} if _simulator_enabled() or max_registers is None else {
         "max_registers": max_registers}
 
     @cuda.jit(**options)
     def kernel(X_flat, y, W_flat, w, chunk_size, partial):
         sz = cuda.shared.array(z_size, dtype=float64)
-        sp = cuda.shared.array(p_size, dtype=float64)
         sr = cuda.shared.array(r_size, dtype=float64)
-        acc = cuda.local.array(acc_size, dtype=float64)
-        left = cuda.local.array(builds, dtype=uint64)
-        right = cuda.local.array(builds, dtype=uint64)
+        scratch = cuda.shared.array(scratch_size, dtype=float64)
+        a = cuda.local.array(na, dtype=float64)
+        b = cuda.local.array(b_size, dtype=float64)
+        acc = cuda.local.array(n_acc, dtype=float64)
+        left = cuda.local.array(n_index, dtype=uint64)
+        right = cuda.local.array(n_index, dtype=uint64)
         t = cuda.threadIdx.x
         c = cuda.blockIdx.x
-        first_group = (cuda.blockIdx.y % n_group_blocks) * groups
-        first_column = (cuda.blockIdx.y // n_group_blocks) * 4 * quads
+        lane = t % 32
+        g = lane // 4
+        row_in_step = uint64(lane % 4)
+        # Warps past the last task repeat it (every warp must reach the
+        # barriers) and write nothing.
+        task = cuda.blockIdx.y * warps + t // 32
+        writes = task < tasks
+        task = min(task, tasks - 1)
+        first_entry = (task % entry_tasks) * entry_tiles * m
+        first_column = (task // entry_tasks) * column_tiles * 8
         n = X_flat.shape[0] // p
         has_w = w.shape[0] > 0
-        # The entries this thread forms: staged column q is group q % groups,
-        # slot q // groups of this block; past the last entry, none (d).
-        for s in range(builds):
-            q = t + s * threads
-            group = first_group + q % groups
-            e = group + (q // groups) * n_groups
-            a = d
-            b = d
-            if q < width and group < n_groups and e < n_entries:
-                a = int((math.sqrt(8.0 * e + 1.0) - 1.0) / 2.0)
-                while a * (a + 1) // 2 > e:
-                    a -= 1
-                while (a + 1) * (a + 2) // 2 <= e:
-                    a += 1
-                b = e - a * (a + 1) // 2
-            left[s] = uint64(a)
-            right[s] = uint64(b)
-        for q in range(acc_size):
+        first_stage_column = t % r_stride
+        first_stage_row = t // r_stride
+        if threads < r_stride:
+            first_stage_row = 0
+        elif t >= (threads // r_stride) * r_stride:
+            first_stage_column = r_stride  # idle
+        # This lane's entries of A (past the last: (0, 0), computed, never written).
+        for j in range(n_index):
+            e = first_entry + (j // halves) * m + 8 * (j % halves) + g
+            row = 0
+            col = 0
+            if e < n_entries:
+                row = int((math.sqrt(8.0 * e + 1.0) - 1.0) / 2.0)
+                while row * (row + 1) // 2 > e:
+                    row -= 1
+                while (row + 1) * (row + 2) // 2 <= e:
+                    row += 1
+                col = e - row * (row + 1) // 2
+            left[j] = uint64(row)
+            right[j] = uint64(col)
+        for q in range(n_acc):
             acc[q] = 0.0
         start = c * chunk_size
         stop = min(n, start + chunk_size)
         for tile in range(start, stop, rows_per_tile):
             n_rows = min(rows_per_tile, stop - tile)
             rows = uint64(n_rows)
+            padded = uint64(-(-n_rows // k) * k)
             row0 = uint64(tile)
             cuda.syncthreads()
             _stage_rows(X_flat, tile, n_rows, p, sz, 0, z_stride, t, threads)
@@ -1880,86 +2037,48 @@ def _build_gram_kernel(M, p, with_y, threads, shared_doubles, max_span, max_grou
                     sz[r * u_z + u_p] = y[row0 + r]
                     sz[r * u_z + u_p + uint64(1)] = 1.0
                     r += u_threads
-            # The rows' weights of this block's columns (0 past the last).
-            q = uint64(t)
-            size = rows * u_r
-            while q < size:
-                r = q // u_r
-                column = uint64(first_column) + q - r * u_r
-                value = 0.0
-                if column < u_M:
-                    value = W_flat[(row0 + r) * u_M + column]
-                    if has_w:
-                        value *= w[row0 + r]
-                sr[q] = value
+            # The last k-step's rows past the chunk: z = 0 (not stale values).
+            q = rows * u_z + uint64(t)
+            while q < padded * u_z:
+                sz[q] = 0.0
                 q += u_threads
+            # Each thread has one column of the rows' weights, or a few.
+            column = uint64(first_stage_column)
+            while column < u_r:
+                r = uint64(first_stage_row)
+                while r < padded:
+                    value = 0.0
+                    if r < rows and column < u_M:
+                        value = W_flat[(row0 + r) * u_M + column]
+                        if has_w:
+                            value *= w[row0 + r]
+                    sr[r * u_r + column] = value
+                    r += u_stage_rows
+                column += u_stage_columns
             cuda.syncthreads()
-            # The products, each formed once a row.
-            for s in range(builds):
-                q = uint64(t + s * threads)
-                if q < u_width:
-                    a = left[s]
-                    b = right[s]
-                    # Four rows a step, at constant offsets, bounded by the
-                    # pointer (an unsigned range() tests and selects in 64
-                    # bits per row).
-                    end = q + rows * u_width
-                    if a < uint64(d):
-                        while q + u_width3 < end:
-                            sp[q] = sz[a] * sz[b]
-                            sp[q + u_width] = sz[a + u_z] * sz[b + u_z]
-                            sp[q + u_width2] = sz[a + u_z2] * sz[b + u_z2]
-                            sp[q + u_width3] = sz[a + u_z3] * sz[b + u_z3]
-                            q += u_width4
-                            a += u_z4
-                            b += u_z4
-                        while q < end:
-                            sp[q] = sz[a] * sz[b]
-                            q += u_width
-                            a += u_z
-                            b += u_z
-                    else:
-                        while q < end:
-                            sp[q] = 0.0
-                            q += u_width
-            cuda.syncthreads()
-            for slot in range(slots):
-                u = t + slot * threads
-                if u < units:
-                    quad = u // groups
-                    at = unit_size * slot
-                    s = cuda.local.array(unit_size, dtype=float64)
-                    for k in range(unit_size):
-                        s[k] = acc[at + k]
-                    pi = uint64(u - quad * groups)
-                    ri = uint64(4 * quad)
-                    for _ in range(rows):
-                        r0 = sr[ri]
-                        r1 = sr[ri + uint64(1)]
-                        r2 = sr[ri + uint64(2)]
-                        r3 = sr[ri + uint64(3)]
-                        for j in range(span):
-                            v = sp[pi + uint64(j) * u_groups]
-                            s[j] += r0 * v
-                            s[span + j] += r1 * v
-                            s[2 * span + j] += r2 * v
-                            s[3 * span + j] += r3 * v
-                        pi += u_width
-                        ri += u_r
-                    for k in range(unit_size):
-                        acc[at + k] = s[k]
-        for slot in range(slots):
-            u = t + slot * threads
-            if u < units:
-                quad = u // groups
-                group = first_group + u - quad * groups
-                at = unit_size * slot
-                for i in range(4):
-                    column = first_column + 4 * quad + i
-                    for j in range(span):
-                        e = group + j * n_groups
-                        if column < M and group < n_groups and e < n_entries:
-                            partial[c, column * n_entries + e] = acc[at + span * i + j]
+            base = row_in_step
+            while base < padded:
+                for i in range(column_tiles):
+                    for h in range(nb):
+                        b[i * nb + h] = sr[(base + uint64(4 * h)) * u_r
+                                           + uint64(first_column + 8 * i + g)]
+                for j in range(entry_tiles):
+                    for h in range(na):
+                        at = (base + uint64(4 * (h // halves))) * u_z
+                        index = j * halves + h % halves
+                        a[h] = sz[at + left[index]] * sz[at + right[index]]
+                    for i in range(column_tiles):
+                        mma(a, b, i * nb, acc, (j * column_tiles + i) * nc, scratch)
+                base += u_k
+        if writes:
+            for j in range(entry_tiles):
+                for i in range(column_tiles):
+                    for h in range(nc):
+                        e = first_entry + j * m + 8 * (h // 2) + g
+                        column = first_column + 8 * i + 2 * (lane % 4) + h % 2
+                        if e < n_entries and column < M:
+                            partial[c, column * n_entries + e] = acc[
+                                (j * column_tiles + i) * nc + h]
 
     return kernel
 
@@ -1984,12 +2103,11 @@ def _start_gram(X, W, y=None, w=None, stream=None, name="gram"):
     M = W.shape[1]
     with_y = y is not None
     d = p + 2 if with_y else p
-    n_entries, _, n_groups, n_quads, groups, quads = _gram_layout(
-        M, d, _threads(), _GRAM_SPAN, _GRAM_GROUPS)
-    n_blocks = -(-n_groups // groups) * -(-n_quads // quads)
+    n_entries, *_, warps, n_blocks = _gram_layout(M, d, _MMA_SHAPE[0], _GRAM_TILES,
+                                                  _GRAM_WARPS)
     if n:
         partial = _scratch(name, (_n_chunks(n), M * n_entries))
-        _launch(_gram_kernel(M, p, with_y), (_n_chunks(n), n_blocks), _threads(),
+        _launch(_gram_kernel(M, p, with_y), (_n_chunks(n), n_blocks), 32 * warps,
             _flat(X), _dev(y) if with_y else _empty(1), _flat(W),
             _empty(1) if w is None else _dev(w), _config.CUDA_CHUNK_SIZE, partial,
             stream=stream)
