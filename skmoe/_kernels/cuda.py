@@ -2213,34 +2213,26 @@ def _softmax_max_registers(n_edges):
     """Registers per thread of the softmax kernel at most, by the edges a row keeps.
 
     On an H100 (n = 1e6, p = 21, 16 children), with the gradient in units of
-    4 x 3 sums and the logits' loop: 128 took a gate pass 0.36 ms, 96 (which
-    spills in the gradient's loop) 0.45 ms and 160 0.40 ms; with 64 children
-    128 was the fastest before too (benchmarks.md). With the logits on tensor
-    cores, 128 spills 628 bytes a thread (p = 21, 16 children) and 160 none.
+    4 x 3 sums: 128 took a gate pass 0.36 ms, 96 (which spills in the
+    gradient's loop) 0.45 ms and 160 0.40 ms; with 64 children 128 was the
+    fastest before too (benchmarks.md).
     """
-    return _SOFTMAX_MAX_REGISTERS
+    return 128
 
 
-_SOFTMAX_MAX_REGISTERS = 160
 _SOFTMAX_KERNELS = {}
-
-
-def _warp_threads():
-    """Threads per block of the kernels that use ``mma.sync``: whole warps."""
-    return 32 * -(-_threads() // 32)
 
 
 def _softmax_kernel(n_nodes, b, p):
     """The gate-statistics kernel of one shape, compiled at its first use."""
-    key = (n_nodes, b, p, _warp_threads(), _SHARED_DOUBLES, _SHARED_COEFS,
-           _softmax_max_registers(n_nodes * b), _tensor_cores())
+    key = (n_nodes, b, p, _threads(), _SHARED_DOUBLES, _SHARED_COEFS,
+           _softmax_max_registers(n_nodes * b))
     if key not in _SOFTMAX_KERNELS:
         _SOFTMAX_KERNELS[key] = _build_softmax_kernel(*key)
     return _SOFTMAX_KERNELS[key]
 
 
-def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, max_registers,
-                          tensor_cores):
+def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, max_registers):
     """Compile the chunk-partials kernel of N softmax regressions for one shape.
 
     The shape (nodes, children, coefficients) and the block size are
@@ -2249,11 +2241,8 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     in registers for the whole chunk. One block per chunk, in tiles of
     ``rows`` rows staged in shared memory. Per tile:
 
-    0. unless ``log_proba`` is given, the tile's logits ``X C^T``: each warp
-       takes tiles of 16 rows, one ``mma.sync`` (m16n8k8, :func:`_mma_function`)
-       per 8 coefficients x 8 edges, and leaves them in shared memory;
-    1. one thread per row: the logits (or, with ``log_proba``, the given
-       log-probabilities), then per node the log-sum-exp, the objective
+    1. one thread per row: the logits ``x_i C^T`` (or, with ``log_proba``, the
+       given log-probabilities), then per node the log-sum-exp, the objective
        ``w_i sum_j T_ij log g_ij`` and the residuals ``w_i (T_ie - s_i g_ie)``;
     2. one thread per unit of 4 edges x 3 coefficients x one of the
        ``_GRAD_GROUPS`` row groups (the chunk's rows g, g + G, ...), and one
@@ -2269,31 +2258,20 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     """
     m = n_nodes * b
     n_quads = -(-m // 4)
-    mma_m, mma_k = 16, 8
-    na, nb, nc = _fragment_sizes(mma_m, mma_k)
-    mma = _mma_function(mma_m, mma_k, tensor_cores)
-    warps = threads // 32
-    scratch_size = 1 if tensor_cores else warps * (mma_m * mma_k + 8 * mma_k)
-    n_edge_tiles = -(-m // 8)
-    k_steps = -(-p // mma_k)
-    # Zero columns up to whole k-steps (their coefficients are 0, but 0 x NaN
-    # is not 0); the residuals' rows take the logits first.
-    x_stride = (k_steps * mma_k) | 1
+    x_stride = p | 1
     r_stride = (4 * n_quads) | 1
     coef_shared = m * p <= shared_coefs
     coef_size = m * p if coef_shared else 1
     per_row = x_stride + r_stride + n_nodes
-    rows_per_tile = max(1, min(threads, (shared_doubles - coef_size - scratch_size) // per_row))
-    # The logits' tiles of 16 rows may pass the last row of the tile.
-    mma_rows = -(-rows_per_tile // mma_m) * mma_m
+    rows_per_tile = max(1, min(threads, (shared_doubles - coef_size) // per_row))
     G = _GRAD_GROUPS
     n_triples = -(-p // 3)
     group_units = n_quads * n_triples
     n_grad_units = G * group_units
     units_per_thread = -(-(n_grad_units + n_nodes) // threads)
     # Array sizes must be constants when the kernel is typed, not expressions in it.
-    x_size = mma_rows * x_stride
-    r_size = mma_rows * r_stride
+    x_size = rows_per_tile * x_stride
+    r_size = rows_per_tile * r_stride
     o_size = rows_per_tile * n_nodes
     acc_size = 12 * units_per_thread
     # The simulator takes no register limit (it has no registers).
@@ -2315,18 +2293,10 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
         sh_r = cuda.shared.array(r_size, dtype=float64)
         sh_o = cuda.shared.array(o_size, dtype=float64)
         sh_c = cuda.shared.array(coef_size, dtype=float64)
-        scratch = cuda.shared.array(scratch_size, dtype=float64)
         z = cuda.local.array(m, dtype=float64)
         acc = cuda.local.array(acc_size, dtype=float64)
-        a_frag = cuda.local.array(na, dtype=float64)
-        b_frag = cuda.local.array(nb, dtype=float64)
-        c_frag = cuda.local.array(nc, dtype=float64)
         t = cuda.threadIdx.x
         c = cuda.blockIdx.x
-        lane = t % 32
-        lane_row = uint64(lane // 4)
-        lane_col = uint64(lane % 4)
-        lane_col2 = uint64(2 * (lane % 4))
         n = w.shape[0]
         has_mass = mass.shape[0] > 0
         has_targets = targets.shape[0] > 0
@@ -2335,9 +2305,6 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
         if coef_shared:
             for q in range(t, m * p, threads):
                 sh_c[q] = coef_flat[q]
-        for q in range(t, x_size, threads):
-            if q % x_stride >= p:
-                sh_x[q] = 0.0
         for q in range(acc_size):
             acc[q] = 0.0
         start = c * chunk_size
@@ -2347,52 +2314,27 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
             cuda.syncthreads()
             _stage_rows(X_flat, tile, rows, p, sh_x, 0, x_stride, t, threads)
             cuda.syncthreads()
-            # 0. The logits, by warps in tiles of 16 rows x 8 edges. With the
-            # emulated instruction every warp takes as many steps (it meets the
-            # block at barriers): a warp past the last tile repeats it unwritten.
-            if not from_log:
-                n_tiles = (rows + mma_m - 1) // mma_m
-                for first in range(0, n_tiles, warps):
-                    row_tile = first + t // 32
-                    if row_tile < n_tiles or not tensor_cores:
-                        row0 = uint64(min(row_tile, n_tiles - 1) * mma_m) + lane_row
-                        for e in range(n_edge_tiles):
-                            edge = uint64(8 * e) + lane_row
-                            for q in range(nc):
-                                c_frag[q] = 0.0
-                            for s in range(k_steps):
-                                for q in range(na):
-                                    a_frag[q] = sh_x[(row0 + uint64(8 * (q % 2))) * ux
-                                                     + uint64(mma_k * s + 4 * (q // 2))
-                                                     + lane_col]
-                                for q in range(nb):
-                                    col = uint64(mma_k * s + 4 * q) + lane_col
-                                    value = 0.0
-                                    if edge < u_m and col < uint64(p):
-                                        if coef_shared:
-                                            value = sh_c[edge * uint64(p) + col]
-                                        else:
-                                            value = coef_flat[edge * uint64(p) + col]
-                                    b_frag[q] = value
-                                mma(a_frag, b_frag, 0, c_frag, 0, scratch)
-                            if row_tile < n_tiles:
-                                for q in range(nc):
-                                    col = uint64(8 * e + q % 2) + lane_col2
-                                    if col < u_m:
-                                        sh_r[(row0 + uint64(8 * (q // 2))) * ur + col] = c_frag[q]
-                cuda.syncthreads()
             # 1. One thread per row.
             if t < rows:
                 i = uint64(tile + t)
+                xr = uint64(t * x_stride)
                 at_row = i * u_m
-                rr = uint64(t * r_stride)
                 if from_log:
                     for k in range(m):
                         z[k] = log_proba[at_row + uint64(k)]
                 else:
                     for k in range(m):
-                        z[k] = sh_r[rr + uint64(k)]
+                        z[k] = 0.0
+                    for a in range(p):
+                        ua = uint64(a)
+                        x = sh_x[xr + ua]
+                        for k in range(m):
+                            if coef_shared:
+                                z[k] += x * sh_c[uint64(k * p) + ua]
+                            else:
+                                z[k] += x * coef_flat[uint64(k * p) + ua]
                 wi = w[i]
+                rr = uint64(t * r_stride)
                 for v in range(n_nodes):
                     s = mass[i * u_nodes + uint64(v)] if has_mass else 1.0
                     top = 0.0
@@ -2537,7 +2479,7 @@ def _softmax_partials(X, shape, coef, log_proba, w, mass, targets, y_idx, want_g
     n_grad = n_nodes * b * p if want_grad else 0
     n_chunks = _n_chunks(n)
     partial = _scratch("softmax", (n_chunks * _GRAD_GROUPS, n_grad + n_nodes))
-    _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _warp_threads(),
+    _launch(_softmax_kernel(n_nodes, b, p), n_chunks, _threads(),
         _flat(X), coef, _flat(log_proba), w, _flat(mass), _flat(targets), y_idx, want_grad,
         n_grad, _config.CUDA_CHUNK_SIZE, partial, _flat(proba))
     return partial
