@@ -2313,6 +2313,10 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
             rows = min(rows_per_tile, stop - tile)
             cuda.syncthreads()
             _stage_rows(X_flat, tile, rows, p, sh_x, 0, x_stride, t, threads)
+            if has_targets:
+                # Where the residuals go; a coalesced copy (a thread's own
+                # row's targets would take 16 strided loads).
+                _stage_rows(targets, tile, rows, m, sh_r, 0, r_stride, t, threads)
             cuda.syncthreads()
             # 1. One thread per row.
             if t < rows:
@@ -2349,11 +2353,11 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                     for j in range(b):
                         k = v * b + j
                         if has_targets:
-                            target = targets[at_row + uint64(k)]
+                            target = sh_r[rr + uint64(k)]
                         else:
                             target = s if y_idx[i] == j else 0.0
-                        # Kept where the residual goes, for the second loop.
-                        sh_r[rr + uint64(k)] = target
+                            # Kept where the residual goes, for the second loop.
+                            sh_r[rr + uint64(k)] = target
                         shifted = z[k] - top
                         weighted += target * shifted
                         mass_t += target
