@@ -6,6 +6,7 @@ target, weights), choose the backend and the families, and call
 flat mixture is the tree with one gate.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,7 +143,7 @@ class Model:
         return gate_pen + self.experts.penalty(params["experts"])
 
     def e_step(self, params, problem, keep_root=False, gate_log_probs=None,
-               exponentiate=False, workspace=None):
+               exponentiate=False, workspace=None, deferred=False):
         """Return the weighted log-likelihood and the log-responsibilities.
 
         With ``keep_root``, also the root gate's log-probabilities, shape
@@ -151,7 +152,9 @@ class Model:
         ``params["gates"]`` where the M-step left them, else None. With
         ``exponentiate``, the responsibilities instead of their logarithms.
         ``workspace``: a :class:`Workspace` whose arrays the results go into
-        (valid until its next E-step), or None for new arrays.
+        (valid until its next E-step), or None for new arrays. With
+        ``deferred``, the log-likelihood is a function that gives it (a GPU
+        computes it while the host goes on).
         """
         shape = (problem.X_gate.shape[0], self.tree.n_leaves)
         if self.tree.n_levels == 1 and hasattr(self.experts, "flat_posterior"):
@@ -162,7 +165,7 @@ class Model:
             ll = self.experts.flat_posterior(
                 self.kernels, params["experts"], problem.X_gate,
                 params["gates"][0] if known is None else None, problem.X_expert,
-                problem.target, problem.weight, levels[0], log_resp, exponentiate)
+                problem.target, problem.weight, levels[0], log_resp, exponentiate, deferred)
         else:
             levels = self.gate_log_probs(params["gates"], problem.X_gate, gate_log_probs,
                                          workspace)
@@ -172,7 +175,7 @@ class Model:
                 self.kernels, params["experts"], problem.X_expert, problem.target, log_resp
             )
             ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp,
-                                        exponentiate)
+                                        exponentiate, deferred)
         if keep_root:
             return ll, log_resp, levels[0]
         return ll, log_resp
@@ -300,32 +303,45 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     # The root's log-probabilities start the next M-step's first Boehning step.
     keep_root = root_bound is not None
     workspace = Workspace(kernels)
-    ll, resp, *root = model.e_step(params, problem, keep_root=keep_root, exponentiate=True,
-                                   workspace=workspace)
-    objectives = [ll - model.objective_penalty(params)]
+    # Where the E-step's log-likelihood arrives late (a GPU), the next M-step
+    # is queued before it is read: the device goes from one to the other with
+    # no wait for the host. At convergence that M-step is dropped unused.
+    ahead = kernels.LOG_LIKELIHOOD_ARRIVES_LATE
+    e_step = functools.partial(model.e_step, problem=problem, keep_root=keep_root,
+                               exponentiate=True, workspace=workspace, deferred=True)
+    pending = e_step(params)
+    objectives = []
     # Experts whose M-step may lower the objective (fitted estimators): the best
     # iterate is kept, and returned if EM ends below it.
-    best = None if model.experts.monotone else (params, kernels.to_host(resp).copy(), 0)
+    best = None
     converged = False
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        params, log_probs = model.m_step(params, problem, resp, root_bound=root_bound,
-                                         root_log_proba=root[0] if root else None,
-                                         return_log_probs=True)
-        root = None
-        ll, resp, *root = model.e_step(params, problem, keep_root=keep_root,
-                                       gate_log_probs=log_probs, exponentiate=True,
-                                       workspace=workspace)
-        objectives.append(ll - model.objective_penalty(params))
-        change = (objectives[-1] - objectives[-2]) / total_weight
-        if verbose >= 2 and n_iter % verbose_interval == 0:
-            print(f"  Iteration {n_iter}\t mean log-likelihood {objectives[-1] / total_weight:.8g}"
-                  f"\t change {change:.3g}")
-        if best is not None and objectives[-1] > objectives[best[2]]:
+    while True:
+        ll, resp, *root = pending
+        root = root[0] if root else None
+        step = None
+        if ahead and n_iter < max_iter:
+            step = model.m_step(params, problem, resp, root_bound=root_bound,
+                                root_log_proba=root, return_log_probs=True)
+        objectives.append(ll() - model.objective_penalty(params))
+        if not model.experts.monotone and (best is None or objectives[-1] > objectives[best[2]]):
             best = (params, kernels.to_host(resp).copy(), n_iter)
-        if abs(change) < tol:
-            converged = True
+        if n_iter:
+            change = (objectives[-1] - objectives[-2]) / total_weight
+            if verbose >= 2 and n_iter % verbose_interval == 0:
+                print(f"  Iteration {n_iter}\t mean log-likelihood "
+                      f"{objectives[-1] / total_weight:.8g}\t change {change:.3g}")
+            if abs(change) < tol:
+                converged = True
+                break
+        if n_iter == max_iter:
             break
+        if step is None:
+            step = model.m_step(params, problem, resp, root_bound=root_bound,
+                                root_log_proba=root, return_log_probs=True)
+        params, log_probs = step
+        n_iter += 1
+        pending = e_step(params, gate_log_probs=log_probs)
     if best is not None and objectives[best[2]] > objectives[-1]:
         params, resp, n_iter = best
         objectives = objectives[:n_iter + 1]

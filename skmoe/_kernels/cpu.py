@@ -62,6 +62,10 @@ _rowops_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
 _rowops_uniform = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.uniform)
 _EMPTY_2D = np.zeros((0, 0))
 _EMPTY_IDX = np.zeros(0, dtype=np.int64)
+
+# The E-steps' log-likelihoods are ready when they return: EM reads each one
+# before it takes the next M-step (see ``run_em``).
+LOG_LIKELIHOOD_ARRIVES_LATE = False
 _EMPTY_1D = np.zeros(0)
 
 # --------------------------------------------------------------------------
@@ -716,7 +720,7 @@ def categorical_log_prob(X, coef, y_idx, out):
     return out
 
 
-def posterior(log_prior, log_lik, w, out, exponentiate=False):
+def posterior(log_prior, log_lik, w, out, exponentiate=False, deferred=False):
     """Log-responsibilities and the weighted log-likelihood in one pass.
 
     Parameters
@@ -729,10 +733,14 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False):
         Write the responsibilities instead, ``exp`` of the same numbers: EM's
         M-step takes them, and a separate pass over ``out`` would cost as much
         memory traffic as this one.
+    deferred : bool, default=False
+        Return a function that gives the log-likelihood, so that the caller
+        can queue more work before it waits for it (on a GPU). Here it is
+        computed at once.
 
     Returns
     -------
-    log_likelihood : float
+    log_likelihood : float, or a function giving it with ``deferred``
         ``sum_i w_i log sum_l exp(log_prior + log_lik)``.
     """
     def group(start, stop):
@@ -740,11 +748,12 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False):
                                out[start:stop], _config.CHUNK_SIZE, exponentiate)
 
     partial = list(_map_groups(out.shape[0], group))
-    return float(np.sum(np.concatenate(partial))) if partial else 0.0
+    ll = float(np.sum(np.concatenate(partial))) if partial else 0.0
+    return (lambda: ll) if deferred else ll
 
 
 def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, out,
-                       exponentiate=False):
+                       exponentiate=False, deferred=False):
     """The E-step of a flat mixture of Gaussian linear experts.
 
     ``affine_log_softmax`` (unless the gate's log-probabilities are given),
@@ -767,17 +776,18 @@ def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, o
     out : ndarray of shape (n_samples, n_experts)
         Log-responsibilities, or with ``exponentiate`` the responsibilities
         (modified in place).
-    exponentiate : bool, default=False
+    exponentiate, deferred : bool, default=False
+        As :func:`posterior`.
 
     Returns
     -------
-    log_likelihood : float
+    log_likelihood : float, or a function giving it with ``deferred``
         ``sum_i w_i log sum_l exp(log_gate + log_lik)``.
     """
     if gate_coef is not None:
         affine_log_softmax(X_gate, gate_coef, log_gate)
     gaussian_log_prob(X_expert, y, coef, var, out)
-    return posterior(log_gate, out, w, out, exponentiate)
+    return posterior(log_gate, out, w, out, exponentiate, deferred)
 
 
 def _vech_gram(X, y, weights, w=None):

@@ -98,6 +98,10 @@ def _import_cuda():
     return cuda
 
 
+# The E-steps' log-likelihoods arrive after the GPU ends them (``deferred``):
+# EM queues the next M-step before it reads each one (see ``run_em``).
+LOG_LIKELIHOOD_ARRIVES_LATE = True
+
 # A small problem gives small grids; that is expected, not worth a warning per launch.
 warnings.filterwarnings("ignore", message=".*Grid size .* will likely result in GPU under-")
 
@@ -955,13 +959,21 @@ def _sum_chunks(partial):
 
 def _column_sums(A, w=None, B=None):
     """Ordered column sums of a device array (n, m) (times ``w`` and ``B``), on the host."""
+    return _start_column_sums(A, w, B)()
+
+
+def _start_column_sums(A, w=None, B=None, name="sum_chunks"):
+    """Launch :func:`_column_sums`; returns the function that waits and gives them.
+
+    ``name``: the buffer of the sums (one the caller keeps until it reads them).
+    """
     n, m = A.shape
     n_chunks = _n_chunks(n)
     partial = _scratch("column_sums", (n_chunks, m))
     _launch(_column_chunk_sums_kernel, (n_chunks, m), _LANES,
         A, _empty(1) if w is None else w, _empty(2) if B is None else B,
         _config.CUDA_CHUNK_SIZE, partial)
-    return _sum_chunks(partial)
+    return _start_sum_chunks(partial, name=name)
 
 
 def weighted_sums(values, w, factor=None):
@@ -1432,7 +1444,7 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
 
 
 def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, out,
-                       exponentiate=False):
+                       exponentiate=False, deferred=False):
     """The E-step of a flat mixture of Gaussian linear experts, in one pass.
 
     The same numbers as ``affine_log_softmax`` (unless the gate's
@@ -1456,11 +1468,12 @@ def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, o
     out : array of shape (n_samples, n_experts)
         Log-responsibilities, or with ``exponentiate`` the responsibilities
         (modified in place).
-    exponentiate : bool, default=False
+    exponentiate, deferred : bool, default=False
+        As :func:`posterior`.
 
     Returns
     -------
-    log_likelihood : float
+    log_likelihood : float, or a function giving it with ``deferred``
         ``sum_i w_i log sum_l exp(log_gate + log_lik)``, summed in chunk order.
     """
     var = np.asarray(var, dtype=np.float64)
@@ -1487,7 +1500,9 @@ def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, o
     _finish(d_out, host)
     if not gate_known:
         _finish(d_gate, gate_host)
-    return float(_sum_chunks(partial)[0]) if n else 0.0
+    if not n:
+        return _log_likelihood(lambda: [0.0], deferred)
+    return _log_likelihood(_start_sum_chunks(partial, name="e_step sums"), deferred)
 
 
 @cuda.jit(device=True)
@@ -1576,7 +1591,7 @@ def _posterior_kernel(prior_flat, lik_flat, w, K, tile_rows, exponentiate, out_f
         out_flat[base + q] = math.exp(value) if exponentiate else value
 
 
-def posterior(log_prior, log_lik, w, out, exponentiate=False):
+def posterior(log_prior, log_lik, w, out, exponentiate=False, deferred=False):
     """Log-responsibilities and the weighted log-likelihood in one pass.
 
     Parameters
@@ -1587,10 +1602,13 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False):
         Log-responsibilities (modified in place; may alias ``log_lik``).
     exponentiate : bool, default=False
         Write the responsibilities instead.
+    deferred : bool, default=False
+        Return a function that waits for the log-likelihood and gives it: the
+        host can queue the M-step's work while the GPU ends this pass.
 
     Returns
     -------
-    log_likelihood : float
+    log_likelihood : float, or a function giving it with ``deferred``
         ``sum_i w_i log sum_l exp(log_prior + log_lik)``, summed in chunk order.
     """
     d_lik = _dev(log_lik)
@@ -1607,7 +1625,14 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False):
             _flat(_dev(log_prior)), _flat(d_lik), _dev(w), K, rows,
             bool(exponentiate), _flat(d_out), row_ll, shared=rows * (2 * (K | 1) + 1) * 8)
     _finish(d_out, host)
-    return float(_column_sums(row_ll)[0])
+    return _log_likelihood(_start_column_sums(row_ll, name="posterior sums"), deferred)
+
+
+def _log_likelihood(finish, deferred):
+    """The float ``finish()[0]``, or with ``deferred`` the function that gives it."""
+    if deferred:
+        return lambda: float(finish()[0])
+    return float(finish()[0])
 
 
 @cuda.jit
