@@ -280,7 +280,7 @@ def captured_launch(gpu, name, call, factory=False):
 def profile(n, p, K, repeats, rng, sweeps=False):
     """Each GPU kernel and the host's share at n, p, K; device arrays preallocated.
 
-    With ``sweeps``, also the tuning constants' other values (column groups,
+    With ``sweeps``, also the tuning constants' other values (the Gram's mma shapes,
     register caps, chunk and block sizes), each compiled anew.
     """
     gpu = get_backend("cuda")
@@ -390,8 +390,8 @@ def profile(n, p, K, repeats, rng, sweeps=False):
     if sweeps:
         # The Gram kernel's mma.sync shapes (the default last) and accumulator tiles a warp.
         defaults = gpu._MMA_SHAPE, gpu._GRAM_TILES
-        for shape, tiles in [((8, 4), 10), ((16, 4), 6), ((16, 8), 6), ((16, 16), 4),
-                             ((16, 16), 8), defaults]:
+        for shape, tiles in [((8, 4), (5, 2)), ((16, 4), (3, 2)), ((16, 16), (3, 2)),
+                             ((16, 8), (1, 2)), defaults]:
             gpu._MMA_SHAPE, gpu._GRAM_TILES = shape, tiles
             rows[f"  wls_stats, mma m{shape[0]}n8k{shape[1]}, {tiles} tiles a warp"] = time_it(
                 lambda: gpu.wls_stats(Xd, yd, resp, wd), sync, repeats)

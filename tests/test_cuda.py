@@ -204,6 +204,29 @@ def test_weighted_grams_and_wls_stats():
         assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_deferred_log_likelihoods_outlast_later_kernels():
+    """A deferred E-step log-likelihood read after other kernels' sums (an M-step's)
+    is the E-step's: its buffer is its own until the next E-step."""
+    rng, X, y, w, _ = _problem(8)
+    K = 3
+    gate = rng.normal(size=(1, K, X.shape[1]))
+    coef, var = rng.normal(size=(K, X.shape[1])), rng.uniform(0.5, 2.0, size=K)
+    Xd, yd, wd = gpu.to_device(X), gpu.to_device(y), gpu.to_device(w)
+    log_gate, out = gpu.empty((X.shape[0], K)), gpu.empty((X.shape[0], K))
+    fused = gpu.gaussian_posterior(Xd, gate, Xd, yd, coef, var, wd, log_gate, out, True)
+    log_lik = rng.normal(size=(X.shape[0], K))
+    plain = gpu.posterior(gpu.to_host(log_gate), log_lik, w, np.empty_like(log_lik))
+    later_fused = gpu.gaussian_posterior(Xd, gate, Xd, yd, coef, var, wd, log_gate, out, True,
+                                         deferred=True)
+    later_plain = gpu.posterior(gpu.to_host(log_gate), log_lik, w, np.empty_like(log_lik),
+                                deferred=True)
+    gpu.wls_stats(Xd, yd, out, wd)
+    gpu.softmax_stats(Xd, gate, wd, None, out, None, "gradient")
+    gpu.total(wd)
+    assert later_fused() == fused
+    assert later_plain() == plain
+
+
 def test_started_wls_stats_run_beside_the_default_stream():
     """start_wls_stats gives wls_stats's numbers, from device inputs and host inputs,
     while other kernels run on the default stream before it ends; its buffers are

@@ -284,6 +284,42 @@ def test_em_in_a_workspace_is_em_in_new_arrays(branching, solver, monkeypatch):
     assert_array_equal(reused[4], fresh[4])
 
 
+@pytest.mark.parametrize("branching, solver", [((4,), "bohning"), ((3, 2), "newton")])
+@pytest.mark.parametrize("max_iter, tol", [(6, 0.0), (50, 1e-3)], ids=["max_iter", "converged"])
+def test_em_that_queues_the_next_m_step_first_is_the_same_em(branching, solver, max_iter, tol,
+                                                             monkeypatch):
+    """Where the log-likelihood arrives late (a GPU), run_em takes the next M-step
+    before it reads it, and drops that step at convergence: the fit, the
+    objectives, the iteration count and the responsibilities are unchanged."""
+    model, problem, params = _random_model(branching, solver, 5)
+    plain = run_em(model, problem, params, max_iter=max_iter, tol=tol)
+    calls = []
+    m_step = type(model).m_step
+    monkeypatch.setattr(type(model), "m_step",
+                        lambda self, *args, **kw: calls.append(1) or m_step(self, *args, **kw))
+    monkeypatch.setattr(model.kernels, "LOG_LIKELIHOOD_ARRIVES_LATE", True)
+    ahead = run_em(model, problem, params, max_iter=max_iter, tol=tol)
+    assert ahead[1] == plain[1] and ahead[2:4] == plain[2:4]
+    if tol:
+        assert plain[2] and plain[3] < max_iter  # converged: a step was dropped
+    # One M-step an iteration, and one more, dropped, where EM converged.
+    assert len(calls) == plain[3] + plain[2]
+    for got, expected in zip(ahead[0]["gates"], plain[0]["gates"]):
+        assert_array_equal(got, expected)
+    assert_array_equal(ahead[0]["experts"]["coef"], plain[0]["experts"]["coef"])
+    assert_array_equal(ahead[4], plain[4])
+
+
+@pytest.mark.parametrize("branching", [(4,), (3, 2)])
+def test_deferred_log_likelihood_is_the_log_likelihood(branching):
+    """``e_step(deferred=True)`` gives a function returning the same number."""
+    model, problem, params = _random_model(branching, "bohning", 2)
+    ll, resp = model.e_step(params, problem, exponentiate=True)
+    later, resp_later = model.e_step(params, problem, exponentiate=True, deferred=True)
+    assert later() == ll
+    assert_array_equal(resp_later, resp)
+
+
 @pytest.mark.parametrize("branching", [(4,), (3, 2)])
 def test_root_step_from_e_step_log_proba(branching):
     """The first root Boehning step from the E-step's log-probabilities is the same step."""

@@ -1604,7 +1604,8 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False, deferred=False):
         Write the responsibilities instead.
     deferred : bool, default=False
         Return a function that waits for the log-likelihood and gives it: the
-        host can queue the M-step's work while the GPU ends this pass.
+        host can queue the M-step's work while the GPU ends this pass. Call it
+        before this function runs again: it reuses the buffer.
 
     Returns
     -------
@@ -2264,7 +2265,8 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     compile-time constants: a thread keeps the logits of its row in registers
     (the loops over edges unroll), and a thread's share of the gradient stays
     in registers for the whole chunk. One block per chunk, in tiles of
-    ``rows`` rows staged in shared memory. Per tile:
+    ``rows`` rows staged in shared memory (the targets and the given
+    log-probabilities too, by coalesced copies). Per tile:
 
     1. one thread per row: the logits ``x_i C^T`` (or, with ``log_proba``, the
        given log-probabilities), then per node the log-sum-exp, the objective
@@ -2338,9 +2340,17 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
             rows = min(rows_per_tile, stop - tile)
             cuda.syncthreads()
             _stage_rows(X_flat, tile, rows, p, sh_x, 0, x_stride, t, threads)
+            # Row-major (n, m) inputs come through the residuals' rows in
+            # coalesced copies (a row's thread would take m strided loads):
+            # the given log-probabilities first, then the targets.
+            if from_log:
+                _stage_rows(log_proba, tile, rows, m, sh_r, 0, r_stride, t, threads)
+                cuda.syncthreads()
+                if t < rows:
+                    for k in range(m):
+                        z[k] = sh_r[uint64(t * r_stride + k)]
+                cuda.syncthreads()
             if has_targets:
-                # Where the residuals go; a coalesced copy (a thread's own
-                # row's targets would take 16 strided loads).
                 _stage_rows(targets, tile, rows, m, sh_r, 0, r_stride, t, threads)
             cuda.syncthreads()
             # 1. One thread per row.
@@ -2348,10 +2358,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                 i = uint64(tile + t)
                 xr = uint64(t * x_stride)
                 at_row = i * u_m
-                if from_log:
-                    for k in range(m):
-                        z[k] = log_proba[at_row + uint64(k)]
-                else:
+                if not from_log:
                     for k in range(m):
                         z[k] = 0.0
                     for a in range(p):
