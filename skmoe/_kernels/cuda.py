@@ -1802,7 +1802,8 @@ _MMA_SHAPE = (16, 8)
 # block takes at most, and rows of a staged tile at most (whole k-steps). On
 # an H100 at K = 16, d = 23 (run 21): (16, 8) with 2 x 2 tiles a warp, 9
 # warps, 0.59 ms for wls_stats; (16, 4) and (16, 16) with 3 x 2, 0.67 and
-# 0.83 ms; tiles of 32, 64 and 128 rows, 1.06, 0.87 and 0.77 ms.
+# 0.83 ms; with (16, 16) and 1 x 2, tiles of 32, 64 and 128 rows, 1.06, 0.87
+# and 0.77 ms.
 _GRAM_TILES = (2, 2)
 _GRAM_WARPS = 9
 _GRAM_ROWS = 128
