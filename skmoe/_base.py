@@ -540,6 +540,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         if not np.any(sample_weight > 0):
             raise ValueError("sample_weight has no positive entry: nothing to fit.")
         _check_total_weight(sample_weight)
+        if self.expert_estimator is not None:
+            # Before the backend loads and the data move to it: with a GPU
+            # backend and no usable GPU, this is still the error to fix first.
+            self._check_expert_estimator()
         with get_backend(self.backend).device_memory_errors():
             return self._fit_on_backend(X, y, sample_weight, do_init)
 
