@@ -309,6 +309,8 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     ahead = kernels.LOG_LIKELIHOOD_ARRIVES_LATE
     e_step = functools.partial(model.e_step, problem=problem, keep_root=keep_root,
                                exponentiate=True, workspace=workspace, deferred=True)
+    m_step = functools.partial(model.m_step, problem=problem, root_bound=root_bound,
+                               return_log_probs=True)
     pending = e_step(params)
     objectives = []
     # Experts whose M-step may lower the objective (fitted estimators): the best
@@ -321,8 +323,7 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
         root = root[0] if root else None
         step = None
         if ahead and n_iter < max_iter:
-            step = model.m_step(params, problem, resp, root_bound=root_bound,
-                                root_log_proba=root, return_log_probs=True)
+            step = m_step(params, resp=resp, root_log_proba=root)
         objectives.append(ll() - model.objective_penalty(params))
         if not model.experts.monotone and (best is None or objectives[-1] > objectives[best[2]]):
             best = (params, kernels.to_host(resp).copy(), n_iter)
@@ -337,8 +338,7 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
         if n_iter == max_iter:
             break
         if step is None:
-            step = model.m_step(params, problem, resp, root_bound=root_bound,
-                                root_log_proba=root, return_log_probs=True)
+            step = m_step(params, resp=resp, root_log_proba=root)
         params, log_probs = step
         n_iter += 1
         pending = e_step(params, gate_log_probs=log_probs)

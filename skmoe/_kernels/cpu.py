@@ -62,11 +62,11 @@ _rowops_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
 _rowops_uniform = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.uniform)
 _EMPTY_2D = np.zeros((0, 0))
 _EMPTY_IDX = np.zeros(0, dtype=np.int64)
+_EMPTY_1D = np.zeros(0)
 
 # The E-steps' log-likelihoods are ready when they return: EM reads each one
 # before it takes the next M-step (see ``run_em``).
 LOG_LIKELIHOOD_ARRIVES_LATE = False
-_EMPTY_1D = np.zeros(0)
 
 # --------------------------------------------------------------------------
 # Row kernels outside EM
