@@ -1033,7 +1033,7 @@ def _stage_rows(X_flat, tile, rows, p, sh, at, stride, t, threads):
         per_pass = threads // p
         if t < per_pass * p:
             r = t // p
-            q = uint64(dst + r * stride + t - r * p)
+            q = dst + uint64(r * stride + t - r * p)
             end = src + size
             src += uint64(t)
             src_step = uint64(per_pass * p)
