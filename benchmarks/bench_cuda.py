@@ -96,6 +96,11 @@ def check_kernels(cpu, gpu, rng, n=20_000, p=7, K=6):
         run(f"gaussian_posterior, {label}", lambda k, g=gate, d=design, e=ec: (
             k.gaussian_posterior(X, g, d, y, e, var, w, gl := lg.copy(),
                                  out := np.empty((n, K)), True), out, gl))
+        # The same pass with the gate's gradient (the first gate step's).
+        run(f"gaussian_posterior, gate gradient, {label}",
+            lambda k, g=gate, d=design, e=ec: (lambda ll, grad: (ll, k.to_host(grad), out))(
+                *k.gaussian_posterior(X, g, d, y, e, var, w, None if g is not None else lg,
+                                      out := np.empty((n, K)), True, gate_gradient=True)))
     run("weighted_grams", lambda k: k.weighted_grams(X, resp * w[:, None]))
     run("wls_stats", lambda k: k.wls_stats(X, y, resp, w))
     gc = rng.normal(size=(2, 3, p))
@@ -130,7 +135,9 @@ def check_kernels(cpu, gpu, rng, n=20_000, p=7, K=6):
         bits.append((gpu.wls_stats(X, y, resp, w), gpu.softmax_stats(
             X, gc, w, mass, targets, None, "bohning"), gpu.posterior(lp, ll, w, np.empty_like(ll)),
             gpu.gaussian_posterior(X, g1, X, y, c2, var, w, np.empty((n, K)),
-                                   np.empty((n, K)))))
+                                   np.empty((n, K))),
+            gpu.to_host(gpu.gaussian_posterior(X, g1, X, y, c2, var, w, None, np.empty((n, K)),
+                                               True, gate_gradient=True)[1])))
     _config.THREADS_PER_BLOCK = 128
     same = all(np.array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
                for other in bits[1:] for x, o in zip(bits[0], other)
@@ -227,12 +234,12 @@ def iteration(backend, n, p, K, repeats, rng):
                                    root_bound=root_bound), sync, repeats)
 
         def one_iteration():
-            # As run_em takes it: the E-step exponentiates, keeps the root's
-            # log-probabilities for the M-step's first Boehning step, and its
+            # As run_em takes it: the E-step exponentiates, computes the root's
+            # gradient for the M-step's first Boehning step in its pass, and its
             # log-likelihood is read once the M-step is queued.
             ll, r, root = model.e_step(params, problem, keep_root=True, exponentiate=True,
                                        workspace=workspace, deferred=True)
-            model.m_step(params, problem, r, root_bound=root_bound, root_log_proba=root)
+            model.m_step(params, problem, r, root_bound=root_bound, root_start=root)
             ll()
 
         out["one EM iteration (E + M)"] = time_it(one_iteration, sync, repeats)
@@ -240,7 +247,7 @@ def iteration(backend, n, p, K, repeats, rng):
         def one_iteration_new_arrays():
             ll, r, root = model.e_step(params, problem, keep_root=True, exponentiate=True,
                                        deferred=True)
-            model.m_step(params, problem, r, root_bound=root_bound, root_log_proba=root)
+            model.m_step(params, problem, r, root_bound=root_bound, root_start=root)
             ll()
 
         out["the same, new E-step arrays each time"] = time_it(one_iteration_new_arrays, sync,

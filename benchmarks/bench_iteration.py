@@ -74,11 +74,12 @@ def main(argv=None):
         root_bound = bohning_bound(kernels, X, w)
         model.e_step(params, problem)  # compile
         # As run_em: the E-step writes the responsibilities into its workspace
-        # and keeps the root's log-probabilities for the M-step.
+        # and computes the root's gradient for the M-step's first step.
         workspace = Workspace(kernels)
-        e_step, (_, resp, root_log_proba) = best_time(
+        e_step, (_, resp, root) = best_time(
             lambda: model.e_step(params, problem, keep_root=True, exponentiate=True,
                                  workspace=workspace), args.repeats)
+        root_log_proba = model.gate_log_probs(params["gates"], X)[0]
         experts, _ = best_time(lambda: kernels.wls_stats(X, y, resp, w), args.repeats)
         m_experts, _ = best_time(lambda: model.experts.m_step(
             kernels, params["experts"], X, y, resp, w), args.repeats)
@@ -89,10 +90,10 @@ def main(argv=None):
             lambda: kernels.softmax_gradient(X, root_log_proba, w, targets), args.repeats)
         gate_step, _ = best_time(lambda: softmax_m_step(
             kernels, X, params["gates"][0], w, targets=targets, reg=1e-6, solver="bohning",
-            n_steps=_ROOT_BOHNING_STEPS, root_bound=root_bound, log_proba=root_log_proba),
+            n_steps=_ROOT_BOHNING_STEPS, root_bound=root_bound, gradient=root.gradient),
             args.repeats)
         m_step, _ = best_time(lambda: model.m_step(params, problem, resp, root_bound=root_bound,
-                                                   root_log_proba=root_log_proba),
+                                                   root_start=root),
                               args.repeats)
     iteration = e_step + m_step
     floor = gram_floor + exp_floor
@@ -100,12 +101,12 @@ def main(argv=None):
     print(f"DGEMM rate {dgemm_rate / 1e9:.1f} GFLOP/s, NumPy exp {exp_rate / 1e6:.0f} M/s")
     print(f"{'phase':44s} {'seconds':>9s}")
     for label, seconds in [
-        ("E-step (gate, experts, responsibilities)", e_step),
+        ("E-step (gate, experts, resp., gate gradient)", e_step),
         ("expert M-step (statistics and solves)", m_experts),
         ("  of which statistics (wls_stats)", experts),
-        (f"gate M-step ({_ROOT_BOHNING_STEPS} Boehning steps at the root)", gate_step),
+        (f"gate M-step ({_ROOT_BOHNING_STEPS} root steps, 1st from E-step)", gate_step),
         ("  of which one gradient pass", gate_stats),
-        ("  first pass, from E-step log-probabilities", gate_from_proba),
+        ("  one gradient pass from log-probabilities", gate_from_proba),
         ("one EM iteration (E + M)", iteration),
         ("floor: K Grams at DGEMM rate", gram_floor),
         ("floor: 2 n K exp at NumPy rate", exp_floor),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._config import NEWTON_MAX_GATE_COEFS
-from ._gating import bohning_bound, penalty, resolve_solver, softmax_m_step
+from ._gating import RootStart, bohning_bound, penalty, resolve_solver, softmax_m_step
 
 # Gate and multinomial-expert steps taken when the first M-step starts from
 # zero coefficients (one step from zero is a poor start for a softmax).
@@ -146,8 +146,11 @@ class Model:
                exponentiate=False, workspace=None, deferred=False):
         """Return the weighted log-likelihood and the log-responsibilities.
 
-        With ``keep_root``, also the root gate's log-probabilities, shape
-        (n_samples, branching[0]), for the next M-step's first root step.
+        With ``keep_root``, also a :class:`RootStart` for the next M-step's
+        first root step: the root gate's gradient where the E-step's pass
+        computes it (one gate, experts with ``flat_posterior``, the
+        responsibilities exponentiated), else its log-probabilities, shape
+        (n_samples, branching[0]).
         ``gate_log_probs``: per level, the gate's log-probabilities at
         ``params["gates"]`` where the M-step left them, else None. With
         ``exponentiate``, the responsibilities instead of their logarithms.
@@ -160,12 +163,22 @@ class Model:
         if self.tree.n_levels == 1 and hasattr(self.experts, "flat_posterior"):
             # One gate: experts that have it take the E-step in one pass.
             known = None if gate_log_probs is None else gate_log_probs[0]
-            levels = [self._empty(workspace, "log_gate_0", shape) if known is None else known]
+            # The root's first gate step needs its gradient only: where the pass
+            # computes it, the log-probabilities are not kept.
+            gradient = keep_root and exponentiate
+            log_gate = known
+            if known is None and not gradient:
+                log_gate = self._empty(workspace, "log_gate_0", shape)
             log_resp = self._empty(workspace, "log_resp", shape)
             ll = self.experts.flat_posterior(
                 self.kernels, params["experts"], problem.X_gate,
                 params["gates"][0] if known is None else None, problem.X_expert,
-                problem.target, problem.weight, levels[0], log_resp, exponentiate, deferred)
+                problem.target, problem.weight, log_gate, log_resp, exponentiate, deferred,
+                gate_gradient=gradient)
+            if gradient:
+                ll, gradient = ll
+                return ll, log_resp, RootStart(gradient=gradient)
+            levels = [log_gate]
         else:
             levels = self.gate_log_probs(params["gates"], problem.X_gate, gate_log_probs,
                                          workspace)
@@ -177,15 +190,15 @@ class Model:
             ll = self.kernels.posterior(log_prior, log_resp, problem.weight, log_resp,
                                         exponentiate, deferred)
         if keep_root:
-            return ll, log_resp, levels[0]
+            return ll, log_resp, RootStart(log_proba=levels[0])
         return ll, log_resp
 
-    def m_step(self, params, problem, resp, n_steps=1, root_bound=None, root_log_proba=None,
+    def m_step(self, params, problem, resp, n_steps=1, root_bound=None, root_start=None,
                return_log_probs=False):
         """Experts exactly (or by monotone steps), and every gate level.
 
-        ``root_log_proba``: the root gate's log-probabilities at
-        ``params["gates"][0]`` (from :meth:`e_step`), or None. With
+        ``root_start``: the :class:`RootStart` of :meth:`e_step` at
+        ``params["gates"][0]``, or None. With
         ``return_log_probs``, also each level's log-probabilities at its new
         coefficients where the gate step computed them (else None), for
         :meth:`e_step`'s ``gate_log_probs``.
@@ -219,7 +232,9 @@ class Model:
                 self.kernels, problem.X_gate, coef, problem.weight, mass=mass,
                 targets=targets, reg=self.reg_gate, solver=solver,
                 n_steps=steps, root_bound=root_bound if d == 0 else None,
-                log_proba=root_log_proba if d == 0 else None, return_log_proba=True,
+                log_proba=root_start.log_proba if d == 0 and root_start else None,
+                gradient=root_start.gradient if d == 0 and root_start else None,
+                return_log_proba=True,
                 meanwhile=end_experts if d == last else None,
             )
             gates.append(coef)
@@ -300,7 +315,7 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
     kernels = model.kernels
     total_weight = kernels.total(problem.weight)
     root_bound = model.root_bound(problem)
-    # The root's log-probabilities start the next M-step's first Boehning step.
+    # The E-step leaves the next M-step's first root Boehning step its start.
     keep_root = root_bound is not None
     workspace = Workspace(kernels)
     # Where the E-step's log-likelihood arrives late (a GPU), the next M-step
@@ -323,7 +338,7 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
         root = root[0] if root else None
         step = None
         if ahead and n_iter < max_iter:
-            step = m_step(params, resp=resp, root_log_proba=root)
+            step = m_step(params, resp=resp, root_start=root)
         objectives.append(ll() - model.objective_penalty(params))
         if not model.experts.monotone and (best is None or objectives[-1] > objectives[best[2]]):
             best = (params, kernels.to_host(resp).copy(), n_iter)
@@ -338,7 +353,7 @@ def run_em(model, problem, params, *, max_iter, tol, verbose=0, verbose_interval
         if n_iter == max_iter:
             break
         if step is None:
-            step = m_step(params, resp=resp, root_log_proba=root)
+            step = m_step(params, resp=resp, root_start=root)
         params, log_probs = step
         n_iter += 1
         pending = e_step(params, gate_log_probs=log_probs)

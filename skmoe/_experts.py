@@ -45,11 +45,11 @@ class GaussianExperts:
         return kernels.gaussian_log_prob(X, y, params["coef"], params["var"], out)
 
     def flat_posterior(self, kernels, params, X_gate, gate_coef, X, y, w, log_gate, out,
-                       exponentiate, deferred=False):
+                       exponentiate, deferred=False, gate_gradient=False):
         """The whole E-step under one gate, fused where the backend can (``gaussian_posterior``)."""
         return kernels.gaussian_posterior(X_gate, gate_coef, X, y, params["coef"],
                                           params["var"], w, log_gate, out, exponentiate,
-                                          deferred)
+                                          deferred, gate_gradient)
 
     def penalty(self, params):
         slopes = params["coef"][:, 1:]

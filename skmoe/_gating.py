@@ -17,6 +17,8 @@ only), so EM's log-likelihood never decreases:
   and the bound is fixed for the whole fit, so the caller may pass it in once.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._linalg import cho_solve, cholesky, solve_psd
@@ -132,6 +134,18 @@ class RootBound:
         return solve_psd(A, rhs.ravel()).reshape(rhs.shape)
 
 
+class RootStart(NamedTuple):
+    """What an E-step leaves for the root gate's first Boehning step of the next M-step.
+
+    The root's gradient at the current coefficients where the E-step's pass
+    computed it (``gaussian_posterior``), else the root's log-probabilities
+    there, from which the step computes it without the logits.
+    """
+
+    log_proba: object = None
+    gradient: object = None
+
+
 def bohning_bound(kernels, X, w):
     """The root's fixed Boehning bound ``sum_i w_i x_i x_i^T``, as a :class:`RootBound`."""
     return RootBound(kernels.weighted_grams(X, kernels.as_column(w)))
@@ -139,8 +153,8 @@ def bohning_bound(kernels, X, w):
 
 def softmax_m_step(
     kernels, X, coef, w, *, mass=None, targets=None, y_idx=None, reg=0.0,
-    solver="newton", n_steps=1, root_bound=None, log_proba=None, return_log_proba=False,
-    meanwhile=None,
+    solver="newton", n_steps=1, root_bound=None, log_proba=None, gradient=None,
+    return_log_proba=False, meanwhile=None,
 ):
     """Take ``n_steps`` monotone steps on N weighted softmax regressions.
 
@@ -164,6 +178,9 @@ def softmax_m_step(
         The root's log gate probabilities at ``coef`` (from the E-step). With
         ``root_bound``, the first step takes its gradient from them, without
         the logits, where the backend has a ``softmax_gradient`` of its own.
+    gradient : array of shape (1, n_children, n_coefs) or None
+        The root's gradient at ``coef`` (from the E-step's pass). With
+        ``root_bound``, the first step takes it, with no pass over the data.
     return_log_proba : bool
         Also return the log-probabilities at the new coefficients where the
         steps computed them (Newton steps on soft counts: the last objective
@@ -197,18 +214,22 @@ def softmax_m_step(
         # so the backend takes all of them where the data are.
         coef = kernels.root_bohning_steps(
             X, coef, w, targets, log_proba, maps, reg, n_steps, _BOHNING_RELAXATION,
-            meanwhile)
+            meanwhile, gradient)
         return (coef, new_log_proba) if return_log_proba else coef
     # Not through a module __getattr__: a host fallback would get device arrays.
     at_proba = getattr(kernels, "__dict__", {}).get("softmax_gradient")
     if root is None or log_proba is None or n_nodes != 1:
         at_proba = None
+    if root is None or n_nodes != 1:
+        gradient = None
     for step in range(n_steps):
         if solver == "bohning":
             curvature = "gradient" if root is not None else "bohning"
         else:
             curvature = "newton"
-        if step == 0 and at_proba is not None:
+        if step == 0 and gradient is not None:
+            objective, grad, curv = None, kernels.to_host(gradient), None
+        elif step == 0 and at_proba is not None:
             objective, grad, curv = None, at_proba(X, log_proba, w, targets), None
         else:
             finish = kernels.start_softmax_stats(X, coef, w, mass, targets, y_idx, curvature)

@@ -158,6 +158,47 @@ def test_gaussian_posterior(gate_known, designs, shared_coefs, monkeypatch):
         assert_allclose(ll, cpu_ll, rtol=1e-14)
 
 
+@pytest.mark.parametrize("gate_known", [False, True], ids=["gate-coef", "gate-known"])
+@pytest.mark.parametrize("K, designs", [(4, "one"), (6, "two")])
+def test_gaussian_posterior_with_the_gate_gradient(gate_known, K, designs, monkeypatch):
+    """The fused E-step's gate gradient (the first gate step's, in the same pass:
+    residuals beside the design, padded edges, row groups) against the oracle and
+    the CPU backend; the root's steps start from it on the device and through the
+    host."""
+    rng, X, y, w, _ = _problem(9)
+    Xe = X if designs == "one" else X[:, :3].copy()
+    gate = rng.normal(scale=2.0, size=(1, K, X.shape[1]))
+    gate[:, 0] = 0.0
+    coef = rng.normal(size=(K, Xe.shape[1]))
+    var = rng.uniform(0.05, 2.0, size=K)
+    log_gate = ref.affine_log_softmax(X, gate)
+    log_resp, expected_ll = ref.posterior(log_gate, ref.gaussian_log_prob(Xe, y, coef, var), w)
+    resp = np.exp(log_resp)
+    _, expected, _, _ = ref.softmax_stats(X, gate, w, None, resp)
+    Xd, yd, wd = gpu.to_device(X), gpu.to_device(y), gpu.to_device(w)
+    Xed = Xd if designs == "one" else gpu.to_device(Xe)
+    out = gpu.empty(log_gate.shape)
+    ll, grad = gpu.gaussian_posterior(
+        Xd, None if gate_known else gate, Xed, yd, coef, var, wd,
+        gpu.to_device(log_gate) if gate_known else None, out, True, gate_gradient=True)
+    assert_allclose(gpu.to_host(out), resp, rtol=1e-10, atol=1e-12)
+    assert_allclose(ll, expected_ll, rtol=1e-12)
+    assert grad.shape == (1, K, X.shape[1])
+    assert_allclose(gpu.to_host(grad), expected, rtol=1e-11, atol=1e-11)
+    cpu_ll, cpu_grad = cpu.gaussian_posterior(
+        X, None if gate_known else gate, Xe, y, coef, var, w,
+        log_gate.copy() if gate_known else None, np.empty_like(resp), True, gate_gradient=True)
+    assert_allclose(ll, cpu_ll, rtol=1e-14)
+    assert_allclose(gpu.to_host(grad), cpu_grad, rtol=1e-12, atol=1e-13)
+    p = X.shape[1]
+    maps = (rng.normal(size=(p, p)) * 0.1, rng.normal(size=(p, p)) * 0.1)
+    steps = cpu.root_bohning_steps(X, gate, w, resp, None, maps, 0.3, 2, 1.8)
+    for shared in (gpu._SHARED_DOUBLES, 6144):  # through the host, then on the device
+        monkeypatch.setattr(gpu, "_SHARED_DOUBLES", shared)
+        got = gpu.root_bohning_steps(Xd, gate, wd, out, None, maps, 0.3, 2, 1.8, gradient=grad)
+        assert_allclose(got, steps, rtol=1e-11, atol=1e-12)
+
+
 @pytest.mark.parametrize("n_columns", [3, 17])
 @pytest.mark.parametrize("shape, tiles, warps", [
     ((8, 4), (1, 1), 2), ((16, 4), (3, 2), 8), ((16, 8), (3, 1), 1), ((16, 16), (1, 2), 8)])

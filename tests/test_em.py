@@ -262,7 +262,16 @@ def test_flat_e_step_equals_the_three_kernel_path(known, exponentiate):
                            exponentiate=exponentiate)
     assert fused[0] == plain[0]
     assert_array_equal(fused[1], plain[1])
-    assert_array_equal(fused[2], plain[2])
+    assert plain[2].gradient is None
+    if exponentiate:
+        # The fused pass hands the M-step the root's gradient at the responsibilities.
+        assert fused[2].log_proba is None
+        expected = model.kernels.softmax_gradient(problem.X_gate, plain[2].log_proba,
+                                                  problem.weight, plain[1])
+        assert_array_equal(fused[2].gradient, expected)
+    else:
+        assert fused[2].gradient is None
+        assert_array_equal(fused[2].log_proba, plain[2].log_proba)
 
 
 @pytest.mark.parametrize("branching, solver", [((4,), "bohning"), ((4,), "newton"),
@@ -274,7 +283,7 @@ def test_em_in_a_workspace_is_em_in_new_arrays(branching, solver, monkeypatch):
     workspace = Workspace(model.kernels)
     first = model.e_step(params, problem, keep_root=True, workspace=workspace)
     again = model.e_step(params, problem, keep_root=True, workspace=workspace)
-    assert again[1] is first[1] and again[2] is first[2]
+    assert again[1] is first[1] and again[2].log_proba is first[2].log_proba
     monkeypatch.setattr(Workspace, "empty", lambda self, name, shape: self.kernels.empty(shape))
     fresh = run_em(model, problem, params, max_iter=6, tol=0.0)
     assert reused[1] == fresh[1]
@@ -321,16 +330,25 @@ def test_deferred_log_likelihood_is_the_log_likelihood(branching):
 
 
 @pytest.mark.parametrize("branching", [(4,), (3, 2)])
-def test_root_step_from_e_step_log_proba(branching):
-    """The first root Boehning step from the E-step's log-probabilities is the same step."""
+@pytest.mark.parametrize("exponentiate", [False, True])
+def test_root_step_from_the_e_step_is_the_same_step(branching, exponentiate):
+    """The first root Boehning step from what the E-step leaves (the root's
+    log-probabilities, or with one gate and the responsibilities its gradient)
+    is the same step."""
     model, problem, params = _random_model(branching, "bohning", 1)
     root_bound = model.root_bound(problem)
-    ll, log_resp, root = model.e_step(params, problem, keep_root=True)
-    assert root.shape == (problem.X_gate.shape[0], branching[0])
+    ll, resp, root = model.e_step(params, problem, keep_root=True, exponentiate=exponentiate)
+    if exponentiate and len(branching) == 1:
+        assert root.log_proba is None
+        assert root.gradient.shape == (1, branching[0], problem.X_gate.shape[1])
+    else:
+        assert root.gradient is None
+        assert root.log_proba.shape == (problem.X_gate.shape[0], branching[0])
     assert ll == model.e_step(params, problem)[0]
-    resp = np.exp(log_resp)
+    if not exponentiate:
+        resp = np.exp(resp)
     plain = model.m_step(params, problem, resp, root_bound=root_bound)
-    fast = model.m_step(params, problem, resp, root_bound=root_bound, root_log_proba=root)
+    fast = model.m_step(params, problem, resp, root_bound=root_bound, root_start=root)
     for got, expected in zip(fast["gates"], plain["gates"]):
         assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 

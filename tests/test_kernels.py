@@ -119,6 +119,29 @@ def test_gaussian_posterior(gate_known, exponentiate):
     assert_allclose(ll, expected_ll, rtol=1e-12)
 
 
+@pytest.mark.parametrize("gate_known", [False, True])
+def test_gaussian_posterior_with_the_gate_gradient(gate_known):
+    """With ``gate_gradient``, also the oracle's softmax gradient at the
+    responsibilities; ``log_gate`` is not needed where the gate is given."""
+    rng, X, y, w, _ = _problem(6)
+    gate = rng.normal(scale=2.0, size=(1, 4, X.shape[1]))
+    coef = rng.normal(size=(4, X.shape[1]))
+    var = rng.uniform(0.05, 2.0, size=4)
+    log_gate = ref.affine_log_softmax(X, gate)
+    log_resp, expected_ll = ref.posterior(log_gate, ref.gaussian_log_prob(X, y, coef, var), w)
+    _, expected, _, _ = ref.softmax_stats(X, gate, w, None, np.exp(log_resp))
+    out = np.empty_like(log_gate)
+    ll, grad = cpu.gaussian_posterior(X, None if gate_known else gate, X, y, coef, var, w,
+                                      log_gate.copy() if gate_known else None, out, True,
+                                      gate_gradient=True)
+    assert_allclose(ll, expected_ll, rtol=1e-12)
+    assert_allclose(out, np.exp(log_resp), rtol=1e-10, atol=1e-12)
+    assert grad.shape == (1, 4, X.shape[1])
+    assert_allclose(grad, expected, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="exponentiate=True"):
+        cpu.gaussian_posterior(X, gate, X, y, coef, var, w, None, out, gate_gradient=True)
+
+
 def test_posterior_in_place():
     """``out`` may alias ``log_lik`` (the engine relies on it)."""
     rng, X, y, w, resp = _problem(0)

@@ -4,7 +4,7 @@ import numpy as np
 
 
 def steps_on_host(softmax_gradient, softmax_stats, X, coef, w, targets, log_proba, maps, reg,
-                  n_steps, relaxation, meanwhile):
+                  n_steps, relaxation, meanwhile, gradient=None):
     """``root_bohning_steps`` from a backend's ``softmax_gradient`` and ``softmax_stats``.
 
     Each step brings the gradient to the host and moves the slopes' rows
@@ -16,7 +16,9 @@ def steps_on_host(softmax_gradient, softmax_stats, X, coef, w, targets, log_prob
     ridge = np.full(coef.shape[2], float(reg))
     ridge[0] = 0.0
     for step in range(n_steps):
-        if step == 0 and log_proba is not None:
+        if step == 0 and gradient is not None:
+            grad = gradient
+        elif step == 0 and log_proba is not None:
             grad = softmax_gradient(X, log_proba, w, targets)
         else:
             _, grad, _ = softmax_stats(X, coef, w, None, targets, None, "gradient")

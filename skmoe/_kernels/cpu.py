@@ -753,12 +753,13 @@ def posterior(log_prior, log_lik, w, out, exponentiate=False, deferred=False):
 
 
 def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, out,
-                       exponentiate=False, deferred=False):
+                       exponentiate=False, deferred=False, gate_gradient=False):
     """The E-step of a flat mixture of Gaussian linear experts.
 
     ``affine_log_softmax`` (unless the gate's log-probabilities are given),
-    ``gaussian_log_prob`` and ``posterior`` in turn; a backend may fuse them
-    into one pass (the CUDA backend does).
+    ``gaussian_log_prob``, ``posterior`` and, with ``gate_gradient``,
+    ``softmax_gradient`` at the responsibilities in turn; a backend may fuse
+    them into one pass (the CUDA backend does).
 
     Parameters
     ----------
@@ -770,24 +771,38 @@ def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, o
     coef : ndarray of shape (n_experts, n_expert_coefs)
     var : ndarray of shape (n_experts,)
     w : ndarray of shape (n_samples,)
-    log_gate : ndarray of shape (n_samples, n_experts)
+    log_gate : ndarray of shape (n_samples, n_experts) or None
         The gate's log-probabilities: read when ``gate_coef`` is None, else
-        written.
+        written, unless ``gate_gradient`` (then it may be None).
     out : ndarray of shape (n_samples, n_experts)
         Log-responsibilities, or with ``exponentiate`` the responsibilities
         (modified in place).
     exponentiate, deferred : bool, default=False
         As :func:`posterior`.
+    gate_gradient : bool, default=False
+        Also return the gate's gradient at the responsibilities (with
+        ``exponentiate`` only).
 
     Returns
     -------
     log_likelihood : float, or a function giving it with ``deferred``
         ``sum_i w_i log sum_l exp(log_gate + log_lik)``.
+    gradient : ndarray of shape (1, n_experts, n_gate_coefs)
+        Only with ``gate_gradient``: ``sum_i w_i (h_ik - g_ik) x_i``, the first
+        gate step's gradient (``softmax_gradient``).
     """
+    if gate_gradient and not exponentiate:
+        raise ValueError("the gate's gradient is taken at the responsibilities: "
+                         "exponentiate=True")
+    if log_gate is None:
+        log_gate = np.empty(out.shape)
     if gate_coef is not None:
         affine_log_softmax(X_gate, gate_coef, log_gate)
     gaussian_log_prob(X_expert, y, coef, var, out)
-    return posterior(log_gate, out, w, out, exponentiate, deferred)
+    ll = posterior(log_gate, out, w, out, exponentiate, deferred)
+    if gate_gradient:
+        return ll, softmax_gradient(X_gate, log_gate, w, out)
+    return ll
 
 
 def _vech_gram(X, y, weights, w=None):
@@ -987,7 +1002,7 @@ def softmax_gradient(X, log_proba, w, targets):
 
 
 def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relaxation,
-                       meanwhile=None):
+                       meanwhile=None, gradient=None):
     """Boehning steps on the root gate, whose bound (and so its inverse) is fixed.
 
     Each step takes the gradient ``g`` at the current coefficients, the
@@ -1014,13 +1029,17 @@ def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relax
     meanwhile : callable or None
         Host work, called once after the steps are under way (here: at the
         end; a GPU computes meanwhile).
+    gradient : ndarray of shape (1, n_children, n_coefs) or None
+        The gradient at ``coef`` (``gaussian_posterior``'s): the first step
+        takes it, with no pass over the data.
 
     Returns
     -------
     coef : ndarray of shape (1, n_children, n_coefs)
     """
     return _bohning.steps_on_host(softmax_gradient, softmax_stats, X, coef, w, targets,
-                                  log_proba, maps, reg, n_steps, relaxation, meanwhile)
+                                  log_proba, maps, reg, n_steps, relaxation, meanwhile,
+                                  gradient)
 
 
 def _fisher_blocks(pairs, b, p):

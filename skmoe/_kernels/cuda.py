@@ -1254,10 +1254,10 @@ def gaussian_log_prob(X, y, coef, var, out):
 _E_STEP_KERNELS = {}
 
 
-def _e_step_kernel(n_experts, p_gate, p_expert, two_designs):
+def _e_step_kernel(n_experts, p_gate, p_expert, two_designs, with_gradient):
     """The fused E-step kernel of one shape, compiled at its first use."""
-    key = (n_experts, p_gate, p_expert, two_designs, _threads(), _SHARED_DOUBLES,
-           _SHARED_COEFS, _E_STEP_MAX_REGISTERS)
+    key = (n_experts, p_gate, p_expert, two_designs, with_gradient, _threads(),
+           _SHARED_DOUBLES, _SHARED_COEFS, _E_STEP_MAX_REGISTERS)
     if key not in _E_STEP_KERNELS:
         _E_STEP_KERNELS[key] = _build_e_step_kernel(*key)
     return _E_STEP_KERNELS[key]
@@ -1270,8 +1270,8 @@ def _e_step_kernel(n_experts, p_gate, p_expert, two_designs):
 _E_STEP_MAX_REGISTERS = 128
 
 
-def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared_coefs,
-                         max_registers):
+def _build_e_step_kernel(K, pg, pe, two_designs, with_gradient, threads, shared_doubles,
+                         shared_coefs, max_registers):
     """Compile the fused E-step of K Gaussian experts under one softmax gate.
 
     One block per chunk, in tiles of rows staged in shared memory. One thread
@@ -1286,17 +1286,36 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
     results and the gate's log-probabilities (read when given, written when
     computed). Indices are unsigned: Numba tests signed ones for wraparound,
     which once took two thirds of the kernel's instructions.
+
+    ``with_gradient``: the gate's log-probabilities are not written; instead
+    the rows' residuals ``w_i (h_ik - g_ik)`` go to shared memory beside the
+    gate's design, and the gate pass's units (:func:`_gradient_units`) add the
+    gate's gradient ``sum_i w_i (h_ik - g_ik) x_i`` over the tile, as the
+    first gate step of the M-step would in a pass of its own. Its partials are
+    columns 1.. of the chunk's ``_GRAD_GROUPS`` rows (the log-likelihood is
+    column 0 of the first).
     """
     gx = pg | 1  # odd strides: one row per thread without bank conflicts
     ex = (pe | 1) if two_designs else 0
     ks = K | 1
-    row_doubles = max(gx + ex, 2 * ks)
+    n_grad_units, _, r_stride, add_tile, write_units = _gradient_units(pg, K)
+    if with_gradient:
+        n_units, rs = n_grad_units, r_stride
+        # The designs stay for the gradient's sums: the results go beside them.
+        row_doubles = gx + ex + rs
+    else:
+        n_units, rs = 0, ks
+        row_doubles = max(gx + ex, 2 * ks)
     n_params = K * (pg + pe + 2)
     coef_shared = n_params <= shared_coefs
     coef_size = n_params if coef_shared else 1
     rows_per_tile = max(1, min(threads, (shared_doubles - coef_size - _LANES)
                                // (row_doubles + 1)))
-    tile_size = rows_per_tile * row_doubles
+    tile_size = rows_per_tile * (gx + ex if with_gradient else row_doubles)
+    res_size = rows_per_tile * rs if with_gradient else 1
+    units_per_thread = -(-n_units // threads)
+    grad_size = max(1, 12 * units_per_thread)
+    G = _GRAD_GROUPS
     e_at = rows_per_tile * gx  # the expert design's rows, after the gate's
     g_at = rows_per_tile * ks  # the log gate tile, after the results'
     b_at = K * pg  # expert coefficients, then log-normalisers, then 1 / variances
@@ -1311,20 +1330,26 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
     u_gx = uint64(gx)
     u_ex = uint64(ex)
     u_k = uint64(K)
-    u_ks = uint64(ks)
+    u_rs = uint64(rs)
+    u_pad = uint64(rs - K)
     u_g_at = uint64(g_at)
     u_threads = uint64(threads)
     u_lanes = uint64(_LANES)
+    u_groups = uint64(G)
 
     @cuda.jit(**options)
     def kernel(Xg_flat, Xe_flat, y, w, params, gate_known, exponentiate, chunk_size,
                log_gate, out, partial):
         sh = cuda.shared.array(tile_size, dtype=float64)
+        sh_res = cuda.shared.array(res_size, dtype=float64)
         sh_ll = cuda.shared.array(rows_per_tile, dtype=float64)
         sh_lanes = cuda.shared.array(_LANES, dtype=float64)
         sh_c = cuda.shared.array(coef_size, dtype=float64)
         z = cuda.local.array(K, dtype=float64)
         u = cuda.local.array(K, dtype=float64)
+        grad = cuda.local.array(grad_size, dtype=float64)
+        # The tile's results (and with the gradient, first its residuals).
+        res = sh_res if with_gradient else sh
         t = cuda.threadIdx.x
         c = cuda.blockIdx.x
         n = w.shape[0]
@@ -1333,7 +1358,9 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
                 sh_c[q] = params[q]
         for lane in range(t, _LANES, threads):
             sh_lanes[lane] = 0.0
-        acc = 0.0
+        for q in range(grad_size):
+            grad[q] = 0.0
+        ll_sum = 0.0
         start = c * chunk_size
         stop = min(n, start + chunk_size)
         for tile in range(start, stop, rows_per_tile):
@@ -1345,12 +1372,16 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
             cuda.syncthreads()
             i = uint64(tile + t)
             at_row = i * u_k
+            rr = uint64(t) * u_rs
             L = 0.0
             if t < rows:
                 xr = uint64(t) * u_gx
+                wi = w[i]
                 if gate_known:
                     for k in range(K):
                         z[k] = log_gate[at_row + uint64(k)]
+                        if with_gradient:
+                            res[rr + uint64(k)] = -wi * math.exp(z[k])
                 else:
                     for k in range(K):
                         z[k] = 0.0
@@ -1367,10 +1398,15 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
                         top = max(top, z[k])
                     total = 0.0
                     for k in range(K):
-                        total += math.exp(z[k] - top)
+                        share = math.exp(z[k] - top)
+                        total += share
+                        if with_gradient:
+                            res[rr + uint64(k)] = share
                     lse = top + math.log(total)
                     for k in range(K):
                         z[k] = z[k] - lse
+                        if with_gradient:  # minus the row's weighted gate probabilities
+                            res[rr + uint64(k)] *= -wi / total
                 er = uint64(e_at) + uint64(t) * u_ex if two_designs else xr
                 for k in range(K):
                     u[k] = 0.0
@@ -1400,29 +1436,41 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
                     if exponentiate:
                         u[k] = share
                 L = top + math.log(total)
-                sh_ll[t] = w[i] * L
+                sh_ll[t] = wi * L
                 # The responsibilities from the same exponentials.
                 scale = 1.0 / total
                 for k in range(K):
                     u[k] = u[k] * scale if exponentiate else u[k] - L
-            # The designs' tile is read; the results take its place.
+                if with_gradient:
+                    for k in range(K):
+                        res[rr + uint64(k)] += wi * u[k]
+                    for k in range(K, rs - 1):
+                        res[rr + uint64(k)] = 0.0
+            if with_gradient:
+                # The gradient's sums over the tile, from the designs and the residuals.
+                cuda.syncthreads()
+                offset = uint64(tile - start) % u_groups
+                for slot in range(units_per_thread):
+                    unit = t + slot * threads
+                    if unit < n_units:
+                        add_tile(sh, sh_res, grad, 12 * slot, unit, rows, offset)
+            # The designs' tile (or the residuals) is read; the results take its place.
             cuda.syncthreads()
             if t < rows:
-                rr = uint64(t) * u_ks
                 for k in range(K):
-                    sh[rr + uint64(k)] = u[k]
-                    if not gate_known:
-                        sh[u_g_at + rr + uint64(k)] = z[k]
+                    res[rr + uint64(k)] = u[k]
+                    if not gate_known and not with_gradient:
+                        res[u_g_at + rr + uint64(k)] = z[k]
             cuda.syncthreads()
             # Back in coalesced sweeps: the tile's rows are contiguous in out.
             size = uint64(rows) * u_k
             first = uint64(tile) * u_k
             q = uint64(t)
             while q < size:
-                at = q + q // u_k if ks > K else q
-                out[first + q] = sh[at]
-                if not gate_known:
-                    log_gate[first + q] = sh[u_g_at + at]
+                at = q + (q // u_k) * u_pad if rs > K else q
+                out[first + q] = res[at]
+                if not gate_known and not with_gradient:
+                    log_gate[first + q] = res[u_g_at + at]
                 q += u_threads
             # Lane l adds the chunk's rows l, l + 32, ... in order (the tile's
             # rows stay in shared memory until the next tile's second barrier).
@@ -1437,19 +1485,27 @@ def _build_e_step_kernel(K, pg, pe, two_designs, threads, shared_doubles, shared
         cuda.syncthreads()
         if t == 0:
             for lane in range(_LANES):
-                acc += sh_lanes[lane]
-            partial[c, 0] = acc
+                ll_sum += sh_lanes[lane]
+            partial[c * G if with_gradient else c, 0] = ll_sum
+            if with_gradient:
+                for g in range(1, G):
+                    partial[c * G + g, 0] = 0.0
+        for slot in range(units_per_thread):
+            unit = t + slot * threads
+            if unit < n_units:
+                write_units(partial, grad, 12 * slot, unit, c, 1)
 
     return kernel
 
 
 def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, out,
-                       exponentiate=False, deferred=False):
+                       exponentiate=False, deferred=False, gate_gradient=False):
     """The E-step of a flat mixture of Gaussian linear experts, in one pass.
 
     The same numbers as ``affine_log_softmax`` (unless the gate's
     log-probabilities are given), ``gaussian_log_prob`` and ``posterior`` in
-    turn, with no (n, K) intermediate read back.
+    turn, with no (n, K) intermediate read back; with ``gate_gradient``, also
+    those of ``softmax_gradient`` at the responsibilities, in the same pass.
 
     Parameters
     ----------
@@ -1462,47 +1518,75 @@ def gaussian_posterior(X_gate, gate_coef, X_expert, y, coef, var, w, log_gate, o
     coef : ndarray of shape (n_experts, n_expert_coefs)
     var : ndarray of shape (n_experts,)
     w : array of shape (n_samples,)
-    log_gate : array of shape (n_samples, n_experts)
+    log_gate : array of shape (n_samples, n_experts) or None
         The gate's log-probabilities: read when ``gate_coef`` is None, else
-        written.
+        written, unless ``gate_gradient`` (then it may be None).
     out : array of shape (n_samples, n_experts)
         Log-responsibilities, or with ``exponentiate`` the responsibilities
         (modified in place).
     exponentiate, deferred : bool, default=False
         As :func:`posterior`.
+    gate_gradient : bool, default=False
+        Also return the gate's gradient at the responsibilities (with
+        ``exponentiate`` only).
 
     Returns
     -------
     log_likelihood : float, or a function giving it with ``deferred``
         ``sum_i w_i log sum_l exp(log_gate + log_lik)``, summed in chunk order.
+    gradient : array of shape (1, n_experts, n_gate_coefs)
+        Only with ``gate_gradient``: ``sum_i w_i (h_ik - g_ik) x_i``, the first
+        gate step's gradient (``softmax_gradient``), on the device until the
+        next call.
     """
+    if gate_gradient and not exponentiate:
+        raise ValueError("the gate's gradient is taken at the responsibilities: "
+                         "exponentiate=True")
     var = np.asarray(var, dtype=np.float64)
     gate_known = gate_coef is None
     d_out, host = _out(out)
     if gate_known:
         d_gate, gate_host = _dev(log_gate), None
+    elif gate_gradient:
+        d_gate, gate_host = _empty(2), None
     else:
         d_gate, gate_host = _out(log_gate)
     Xg = _dev(X_gate)
     Xe = Xg if X_expert is X_gate else _dev(X_expert)
     n, pg = Xg.shape
     K, pe = coef.shape
-    partial = _scratch("e_step", (_n_chunks(n), 1))
+    n_grad = K * pg if gate_gradient else 0
+    if gate_gradient:
+        partial = _scratch("e_step gradient", (_n_chunks(n) * _GRAD_GROUPS, 1 + n_grad))
+    else:
+        partial = _scratch("e_step", (_n_chunks(n), 1))
     if n:
         gate = np.zeros(K * pg) if gate_known else gate_coef.reshape(K * pg)
         params = np.concatenate([gate, coef.reshape(K * pe), -0.5 * np.log(2.0 * np.pi * var),
                                  1.0 / var])
         two_designs = Xe is not Xg
-        _launch(_e_step_kernel(K, pg, pe, two_designs), _n_chunks(n), _threads(),
-            _flat(Xg), _flat(Xe) if two_designs else _empty(1), _dev(y),
+        _launch(_e_step_kernel(K, pg, pe, two_designs, gate_gradient), _n_chunks(n),
+            _threads(), _flat(Xg), _flat(Xe) if two_designs else _empty(1), _dev(y),
             _dev(w), *_params("e_step", params), gate_known, bool(exponentiate),
             _config.CUDA_CHUNK_SIZE, _flat(d_gate), _flat(d_out), partial)
     _finish(d_out, host)
-    if not gate_known:
+    if gate_host is not None:
         _finish(d_gate, gate_host)
     if not n:
-        return _log_likelihood(lambda: [0.0], deferred)
-    return _log_likelihood(_start_sum_chunks(partial, name="e_step sums"), deferred)
+        ll = _log_likelihood(lambda: [0.0], deferred)
+        return (ll, np.zeros((1, K, pg))) if gate_gradient else ll
+    name = "e_step gradient sums" if gate_gradient else "e_step sums"
+    ll = _log_likelihood(_start_sum_chunks(partial, name=name), deferred)
+    if not gate_gradient:
+        return ll
+    # A view of the sums' buffer, kept on it: a new view would be typed again at each launch.
+    sums = _scratch(name, (1 + n_grad,))
+    gradient = getattr(sums, "_skmoe_gradient", None)
+    if gradient is None or gradient.shape != (1, K, pg):
+        gradient = sums[1:].reshape(1, K, pg)
+        with contextlib.suppress(AttributeError):
+            sums._skmoe_gradient = gradient
+    return ll, gradient
 
 
 @cuda.jit(device=True)
@@ -2231,6 +2315,88 @@ def _wls_parts(p, G):
 # block's threads busy (K = 16, p = 21: 112 units).
 _GRAD_GROUPS = 4
 
+
+def _gradient_units(p, m):
+    """The softmax gradient's sums over a tile of rows, in units of 4 edges x 3 coefficients.
+
+    Shared by the softmax pass and the fused E-step. The tile's rows are in
+    shared memory: their p coefficients ``x_stride`` doubles apart, and their
+    m residuals ``w_i (T_ie - s_i g_ie)`` ``r_stride`` apart (zero from m to
+    ``r_stride - 1``). Unit u takes edges ``4 quad .. 4 quad + 3`` and
+    coefficients ``col .. col + 2`` over the rows of one of the
+    ``_GRAD_GROUPS`` row groups (a chunk's rows g, g + G, ...), in row order
+    (7 shared loads for 12 sums a row). A chunk's partials are G rows, one a
+    group, so every sum is in a fixed order that depends on the chunk size
+    only.
+
+    Returns
+    -------
+    n_units, x_stride, r_stride : int
+        The units, and the odd strides (one row per thread without bank
+        conflicts).
+    add_tile : device function ``(sh_x, sh_r, acc, at, u, rows, offset)``
+        Adds the tile's rows to unit u's 12 sums ``acc[at:at + 12]``;
+        ``offset``: the tile's first row in the chunk, modulo G.
+    write_units : device function ``(partial, acc, at, u, c, first)``
+        Writes unit u's sums, chunk c's, to ``partial[c G + g, first + e p + a]``.
+    """
+    n_quads = -(-m // 4)
+    n_triples = -(-p // 3)
+    group_units = n_quads * n_triples
+    G = _GRAD_GROUPS
+    x_stride = p | 1
+    r_stride = (4 * n_quads) | 1
+    # Unsigned constants of the hot loop (an unsigned index skips Numba's
+    # wraparound test; a signed operand would make the sum a float).
+    ux = uint64(x_stride)
+    ur = uint64(r_stride)
+    u_groups = uint64(G)
+    x_jump = uint64(G * x_stride)
+    r_jump = uint64(G * r_stride)
+
+    @cuda.jit(device=True)
+    def add_tile(sh_x, sh_r, acc, at, u, rows, offset):
+        g = u // group_units
+        quad = (u - g * group_units) // n_triples
+        col = 3 * (u - g * group_units - quad * n_triples)
+        # Past the last coefficient: sums of valid loads, never written.
+        col1 = uint64(min(col + 1, p - 1) - col)
+        col2 = uint64(min(col + 2, p - 1) - col)
+        r = (uint64(g) + u_groups - offset) % u_groups
+        xi = r * ux + uint64(col)
+        ri = r * ur + uint64(4 * quad)
+        s = cuda.local.array(12, dtype=float64)
+        for q in range(12):
+            s[q] = acc[at + q]
+        while r < uint64(rows):
+            x0 = sh_x[xi]
+            x1 = sh_x[xi + col1]
+            x2 = sh_x[xi + col2]
+            for e in range(4):
+                res = sh_r[ri + uint64(e)]
+                s[3 * e] += res * x0
+                s[3 * e + 1] += res * x1
+                s[3 * e + 2] += res * x2
+            xi += x_jump
+            ri += r_jump
+            r += u_groups
+        for q in range(12):
+            acc[at + q] = s[q]
+
+    @cuda.jit(device=True)
+    def write_units(partial, acc, at, u, c, first):
+        g = u // group_units
+        quad = (u - g * group_units) // n_triples
+        col = 3 * (u - g * group_units - quad * n_triples)
+        row = c * G + g
+        for e in range(4):
+            edge = 4 * quad + e
+            for j in range(3):
+                if edge < m and col + j < p:
+                    partial[row, first + edge * p + col + j] = acc[at + 3 * e + j]
+
+    return G * group_units, x_stride, r_stride, add_tile, write_units
+
 # Doubles of coefficients a block keeps in shared memory at most (larger gates
 # read theirs through the L1 cache: every thread of a warp loads the same one).
 _SHARED_COEFS = 1024
@@ -2285,17 +2451,12 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     integers, which Numba does not test for negative (wrapped-around) values.
     """
     m = n_nodes * b
-    n_quads = -(-m // 4)
-    x_stride = p | 1
-    r_stride = (4 * n_quads) | 1
+    n_grad_units, x_stride, r_stride, add_tile, write_units = _gradient_units(p, m)
     coef_shared = m * p <= shared_coefs
     coef_size = m * p if coef_shared else 1
     per_row = x_stride + r_stride + n_nodes
     rows_per_tile = max(1, min(threads, (shared_doubles - coef_size) // per_row))
     G = _GRAD_GROUPS
-    n_triples = -(-p // 3)
-    group_units = n_quads * n_triples
-    n_grad_units = G * group_units
     units_per_thread = -(-(n_grad_units + n_nodes) // threads)
     # Array sizes must be constants when the kernel is typed, not expressions in it.
     x_size = rows_per_tile * x_stride
@@ -2306,13 +2467,9 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
     options = {} if _simulator_enabled() else {"max_registers": max_registers}
     # Unsigned constants of the hot loops (an unsigned index skips Numba's
     # wraparound test; a signed operand would make the sum a float).
-    ux = uint64(x_stride)
-    ur = uint64(r_stride)
     u_m = uint64(m)
     u_nodes = uint64(n_nodes)
     u_groups = uint64(G)
-    x_jump = uint64(G * x_stride)
-    r_jump = uint64(G * r_stride)
 
     @cuda.jit(**options)
     def kernel(X_flat, coef_flat, log_proba, w, mass, targets, y_idx, want_grad, obj_at,
@@ -2408,7 +2565,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                         if keep_proba:
                             proba[at_row + uint64(k)] = prob
                         sh_r[rr + uint64(k)] = wi * (target - s * prob)
-                for k in range(m, 4 * n_quads):
+                for k in range(m, r_stride - 1):
                     sh_r[rr + uint64(k)] = 0.0
             cuda.syncthreads()
             # 2. One thread per unit, over its group's rows of the tile in order.
@@ -2418,32 +2575,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
                 at = 12 * slot
                 if u < n_grad_units:
                     if want_grad:
-                        g = u // group_units
-                        quad = (u - g * group_units) // n_triples
-                        col = 3 * (u - g * group_units - quad * n_triples)
-                        # Past the last coefficient: sums of valid loads, never written.
-                        col1 = uint64(min(col + 1, p - 1) - col)
-                        col2 = uint64(min(col + 2, p - 1) - col)
-                        r = (uint64(g) + u_groups - offset) % u_groups
-                        xi = r * ux + uint64(col)
-                        ri = r * ur + uint64(4 * quad)
-                        s = cuda.local.array(12, dtype=float64)
-                        for q in range(12):
-                            s[q] = acc[at + q]
-                        while r < uint64(rows):
-                            x0 = sh_x[xi]
-                            x1 = sh_x[xi + col1]
-                            x2 = sh_x[xi + col2]
-                            for e in range(4):
-                                res = sh_r[ri + uint64(e)]
-                                s[3 * e] += res * x0
-                                s[3 * e + 1] += res * x1
-                                s[3 * e + 2] += res * x2
-                            xi += x_jump
-                            ri += r_jump
-                            r += u_groups
-                        for q in range(12):
-                            acc[at + q] = s[q]
+                        add_tile(sh_x, sh_r, acc, at, u, rows, offset)
                 elif u < n_grad_units + n_nodes:
                     oi = uint64(u - n_grad_units)
                     value = acc[at]
@@ -2456,15 +2588,7 @@ def _build_softmax_kernel(n_nodes, b, p, threads, shared_doubles, shared_coefs, 
             at = 12 * slot
             if u < n_grad_units:
                 if want_grad:
-                    g = u // group_units
-                    quad = (u - g * group_units) // n_triples
-                    col = 3 * (u - g * group_units - quad * n_triples)
-                    row = c * G + g
-                    for e in range(4):
-                        edge = 4 * quad + e
-                        for j in range(3):
-                            if edge < m and col + j < p:
-                                partial[row, edge * p + col + j] = acc[at + 3 * e + j]
+                    write_units(partial, acc, at, u, c, 0)
             elif u < n_grad_units + n_nodes:
                 v = u - n_grad_units
                 partial[c * G, obj_at + v] = acc[at]
@@ -2631,7 +2755,7 @@ def _build_bohning_update_kernel(b, p, threads):
 
 
 def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relaxation,
-                       meanwhile=None):
+                       meanwhile=None, gradient=None):
     """Boehning steps on the root gate with its fixed bound, all on the device.
 
     The numbers of the CPU backend's ``root_bohning_steps`` (see there). The
@@ -2647,12 +2771,16 @@ def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relax
     X, w = _dev(X), _dev(w)
     n, p = X.shape
     _, b, _ = coef.shape
-    if not n:
-        return _cpu.root_bohning_steps(np.zeros((0, p)), coef, np.zeros(0), np.zeros((0, b)),
-                                       None, maps, reg, n_steps, relaxation, meanwhile)
-    if 2 * p * p + b * p > _SHARED_DOUBLES:
+    if not n or 2 * p * p + b * p > _SHARED_DOUBLES:
+        if gradient is not None and _on_device(gradient):
+            gradient = _small_to_host(gradient)
+        if not n:
+            return _cpu.root_bohning_steps(np.zeros((0, p)), coef, np.zeros(0),
+                                           np.zeros((0, b)), None, maps, reg, n_steps,
+                                           relaxation, meanwhile, gradient)
         return _bohning.steps_on_host(softmax_gradient, softmax_stats, X, coef, w, targets,
-                                      log_proba, maps, reg, n_steps, relaxation, meanwhile)
+                                      log_proba, maps, reg, n_steps, relaxation, meanwhile,
+                                      gradient)
     d_coef, d_maps = _params("bohning", coef.reshape(b * p),
                              np.concatenate([m.reshape(p * p) for m in maps]))
     d_targets = _dev(targets)
@@ -2660,6 +2788,11 @@ def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relax
     update = _bohning_update_kernel(b, p)
     first = _empty(2) if log_proba is None else _dev(log_proba)
     for step in range(n_steps):
+        if step == 0 and gradient is not None:
+            # The E-step's pass gave the first gradient (its sums, child-major).
+            _launch(update, 1, _threads(), _flat(_dev(gradient)), d_coef, d_maps, float(reg),
+                    float(relaxation))
+            continue
         partial = _softmax_partials(X, (1, b), d_coef, first if step == 0 else _empty(2), w,
                                     _empty(2), d_targets, _empty(1, np.int64), True, _empty(2))
         _launch_sum_chunks(partial, sums)
