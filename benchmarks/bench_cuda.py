@@ -324,7 +324,13 @@ def profile(n, p, K, repeats, rng, sweeps=False):
         gpu.gaussian_log_prob(Xd, yd, coef, var, log_lik)
         return gpu.posterior(log_prior, log_lik, wd, gpu.empty((n, K)), True)
 
+    def fused_e_step_gradient():
+        return gpu.gaussian_posterior(Xd, gate, Xd, yd, coef, var, wd, None, fused_out, True,
+                                      gate_gradient=True)
+
     rows["E-step fused (gaussian_posterior)"] = time_it(fused_e_step, sync, repeats)
+    rows["E-step fused, with the gate gradient"] = time_it(fused_e_step_gradient, sync,
+                                                           repeats)
     rows["E-step in three kernels (affine, gaussian, posterior)"] = time_it(
         unfused_e_step, sync, repeats)
     resp = gpu.empty((n, K))
@@ -357,6 +363,8 @@ def profile(n, p, K, repeats, rng, sweeps=False):
         lambda: gpu.softmax_stats(Xd, gate, wd, None, resp, None, "gradient"), factory=True)
     softmax_kernel = gpu._softmax_kernel(1, K, p + 1)
     e_step_raw = captured_launch(gpu, "_e_step_kernel", fused_e_step, factory=True)
+    e_step_gradient_raw = captured_launch(gpu, "_e_step_kernel", fused_e_step_gradient,
+                                          factory=True)
 
     for label, fn in [
         ("Gaussian kernel alone", gauss_raw),
@@ -372,6 +380,7 @@ def profile(n, p, K, repeats, rng, sweeps=False):
         ("Gram kernel alone (wls)", gram_raw),
         ("softmax kernel alone (gradient)", softmax_raw),
         ("fused E-step kernel alone", e_step_raw),
+        ("fused E-step kernel with the gate gradient alone", e_step_gradient_raw),
         ("cuda.synchronize", sync),
     ]:
         try:
@@ -382,7 +391,7 @@ def profile(n, p, K, repeats, rng, sweeps=False):
         rows[f"  {label}: events, stream back to back"] = (seconds, seconds)
     # Registers, local (spilled) and shared memory per thread of the hot kernels.
     built = {"_softmax_kernel": softmax_kernel,
-             "_e_step_kernel": gpu._e_step_kernel(K, p + 1, p + 1, False),
+             "_e_step_kernel": gpu._e_step_kernel(K, p + 1, p + 1, False, True),
              "_gram_kernel": gpu._gram_kernel(K, p + 1, True),
              "_sum_chunks_kernel": gpu._sum_chunks_kernel(gpu._SUM_COLS, gpu._SUM_LANES)}
     for kname in ("_affine_log_softmax_kernel", "_gaussian_log_prob_kernel", "_posterior_kernel",

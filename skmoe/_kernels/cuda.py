@@ -44,7 +44,7 @@ import os
 import warnings
 
 import numpy as np
-from numba import float64, uint64
+from numba import float64, int32, uint64
 
 from .. import _config
 from . import _bohning, _design, _rowops
@@ -878,14 +878,30 @@ def _sum_chunks_kernel(cols, lanes):
 
 
 def _build_sum_chunks_kernel(cols, lanes):
+    add_columns = _chunk_sums_function(cols, lanes)
+
     @cuda.jit
     def kernel(partial, out):
-        """``out[j] = sum_c partial[c, j]``: strided lanes in order, then the lanes in order.
-
-        The loads of a batch are issued before its additions (which keep their
-        order), so a lane waits on memory once per batch, not once per chunk.
-        """
+        """``out[j] = sum_c partial[c, j]`` for the block's ``cols`` outputs j."""
         lane_sums = cuda.shared.array((lanes, cols), dtype=float64)
+        add_columns(partial, out, lane_sums)
+
+    return kernel
+
+
+def _chunk_sums_function(cols, lanes):
+    """The device function of one block's ordered chunk sums (``cols`` outputs x ``lanes`` lanes).
+
+    ``add_columns(partial, out, lane_sums)``: ``out[j] = sum_c partial[c, j]``
+    for the block's outputs j, strided lanes in order, then the lanes in
+    order. The loads of a batch are issued before its additions (which keep
+    their order), so a lane waits on memory once per batch, not once per
+    chunk. The threads that write an output make it visible to the whole GPU
+    (``threadfence``) before they return.
+    """
+
+    @cuda.jit(device=True)
+    def add_columns(partial, out, lane_sums):
         col = cuda.threadIdx.x
         lane = cuda.threadIdx.y
         j = cuda.blockIdx.x * cols + col
@@ -921,8 +937,9 @@ def _build_sum_chunks_kernel(cols, lanes):
             for q in range(lanes):
                 total += lane_sums[q, col]
             out[j] = total
+            cuda.threadfence()
 
-    return kernel
+    return add_columns
 
 
 def _launch_sum_chunks(partial, out, stream=None):
@@ -2707,7 +2724,24 @@ def _bohning_update_kernel(b, p):
 
 
 def _build_bohning_update_kernel(b, p, threads):
-    """Compile one block's move of the root's coefficients by a Boehning step.
+    """Compile one block's move of the root's coefficients by a Boehning step
+    (:func:`_bohning_update_function`)."""
+    update, shared_sizes = _bohning_update_function(b, p)
+    maps_size, size = shared_sizes
+
+    @cuda.jit
+    def kernel(sums, coef, maps, reg, relaxation):
+        sh_maps = cuda.shared.array(maps_size, dtype=float64)
+        rhs = cuda.shared.array(size, dtype=float64)
+        centre = cuda.shared.array(p, dtype=float64)
+        update(sums, coef, maps, reg, relaxation, cuda.threadIdx.x, threads, sh_maps, rhs,
+               centre)
+
+    return kernel
+
+
+def _bohning_update_function(b, p):
+    """The device function of one block's move of the root's coefficients by a Boehning step.
 
     From the gradient's sums (child-major, then the objective, as the softmax
     pass's chunk sums leave them) and the coefficients, both flat on the
@@ -2717,18 +2751,23 @@ def _build_bohning_update_kernel(b, p, threads):
     (``maps``: ``M1^-1`` then ``M2^-1``, row-major). The maps and ``r`` are
     staged in shared memory (one coalesced read each); every value is formed
     by one thread, in a fixed order.
+
+    Returns
+    -------
+    update : device function
+        ``(sums, coef, maps, reg, relaxation, t, threads, sh_maps, rhs, centre)``,
+        called by every thread of one block (t of ``threads``), with shared
+        arrays of the sizes below and p.
+    shared_sizes : tuple of int
+        The sizes of ``sh_maps`` and ``rhs``.
     """
     rows = b - 1
     size = rows * p
     maps_size = 2 * p * p
     maps_at = p * p
 
-    @cuda.jit
-    def kernel(sums, coef, maps, reg, relaxation):
-        sh_maps = cuda.shared.array(maps_size, dtype=float64)
-        rhs = cuda.shared.array(size, dtype=float64)
-        centre = cuda.shared.array(p, dtype=float64)
-        t = cuda.threadIdx.x
+    @cuda.jit(device=True)
+    def update(sums, coef, maps, reg, relaxation, t, threads, sh_maps, rhs, centre):
         for q in range(t, maps_size, threads):
             sh_maps[q] = maps[q]
         for q in range(t, size, threads):
@@ -2751,7 +2790,56 @@ def _build_bohning_update_kernel(b, p, threads):
                 mean += centre[c] * sh_maps[maps_at + c * p + a]
             coef[p + q] += relaxation * (spread + mean)
 
+    return update, (maps_size, size)
+
+
+def _bohning_sums_kernel(b, p):
+    """The root's chunk sums and Boehning update of one shape, compiled at its first use."""
+    key = ("sums", b, p, _SUM_COLS, _SUM_LANES)
+    if key not in _BOHNING_KERNELS:
+        _BOHNING_KERNELS[key] = _build_bohning_sums_kernel(*key[1:])
+    return _BOHNING_KERNELS[key]
+
+
+def _build_bohning_sums_kernel(b, p, cols, lanes):
+    """Compile the chunk sums of a gate pass and then, in the last block, its Boehning update.
+
+    Each block adds its outputs' chunks (:func:`_chunk_sums_function`) and
+    takes a ticket; the block that takes the last one, when every sum is
+    written, moves the coefficients (:func:`_bohning_update_function`) and
+    resets the ticket counter for the next launch. The same numbers as the
+    chunk sums and then the update kernel, with one launch fewer a step.
+    """
+    add_columns = _chunk_sums_function(cols, lanes)
+    update, (maps_size, size) = _bohning_update_function(b, p)
+    threads = cols * lanes
+
+    @cuda.jit
+    def kernel(partial, sums, coef, maps, reg, relaxation, counter):
+        lane_sums = cuda.shared.array((lanes, cols), dtype=float64)
+        sh_maps = cuda.shared.array(maps_size, dtype=float64)
+        rhs = cuda.shared.array(size, dtype=float64)
+        centre = cuda.shared.array(p, dtype=float64)
+        last = cuda.shared.array(1, dtype=int32)
+        add_columns(partial, sums, lane_sums)
+        t = cuda.threadIdx.y * cols + cuda.threadIdx.x
+        cuda.syncthreads()
+        if t == 0:
+            last[0] = cuda.atomic.add(counter, 0, 1) == cuda.gridDim.x - 1
+        cuda.syncthreads()
+        if last[0]:
+            update(sums, coef, maps, reg, relaxation, t, threads, sh_maps, rhs, centre)
+            if t == 0:
+                counter[0] = 0
+
     return kernel
+
+
+def _tickets():
+    """The ticket counter of :func:`_build_bohning_sums_kernel` (zero between launches)."""
+    if "tickets" not in _SCRATCH:
+        _SCRATCH["tickets"] = cuda.to_device(np.zeros(1, dtype=np.int32))
+    return _SCRATCH["tickets"]
 
 
 def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relaxation,
@@ -2759,9 +2847,10 @@ def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relax
     """Boehning steps on the root gate with its fixed bound, all on the device.
 
     The numbers of the CPU backend's ``root_bohning_steps`` (see there). The
-    coefficients go to the device once; each step is the softmax pass, its
-    chunk sums and a one-block update of the coefficients in place, queued
-    back to back on the main line with no copy and no wait between steps. The
+    coefficients go to the device once; each step is the softmax pass, then
+    its chunk sums, whose last block updates the coefficients in place (a step
+    from a given ``gradient``: the update alone), queued back to back on the
+    main line with no copy and no wait between steps. The
     host calls ``meanwhile`` once every step is queued, then waits for the
     coefficients. The maps and the right-hand side live in one block's shared
     memory: where they do not fit (``2 p^2 + b p`` doubles above
@@ -2795,8 +2884,9 @@ def root_bohning_steps(X, coef, w, targets, log_proba, maps, reg, n_steps, relax
             continue
         partial = _softmax_partials(X, (1, b), d_coef, first if step == 0 else _empty(2), w,
                                     _empty(2), d_targets, _empty(1, np.int64), True, _empty(2))
-        _launch_sum_chunks(partial, sums)
-        _launch(update, 1, _threads(), sums, d_coef, d_maps, float(reg), float(relaxation))
+        _launch(_bohning_sums_kernel(b, p), -(-partial.shape[1] // _SUM_COLS),
+                (_SUM_COLS, _SUM_LANES), partial, sums, d_coef, d_maps, float(reg),
+                float(relaxation), _tickets())
     if meanwhile is not None:
         meanwhile()
     return _small_to_host(d_coef).reshape(coef.shape)
