@@ -12,7 +12,9 @@ everything:
    K=16 by phase, on the GPU and on the CPU backend;
 4. a full fit at n=1e7 with each backend (``init_params="random"``, a fixed
    number of iterations so that both do the same work), and the fit's column
-   scaling and design built on the host or on the device.
+   scaling and design built on the host or on the device;
+5. the fitted model's predictions at n=1e7 (mean, standard deviation, sparse
+   route, gate, quantiles) with each backend, and their differences.
 
 Usage::
 
@@ -113,6 +115,24 @@ def check_kernels(cpu, gpu, rng, n=20_000, p=7, K=6):
     run("softmax_stats one-hot newton",
         lambda k: k.softmax_stats(X, c3, w, resp, None, y_idx, "newton"))
     run("mix", lambda k: k.mix(lp, ll, np.empty(n)))
+    run("linear_predictor", lambda k: k.linear_predictor(X, c2, np.empty((n, K))))
+    run("prune_experts", lambda k: np.exp(k.to_host(  # exp: the pruned -inf are 0
+        k.prune_experts(lp.copy(), np.array([1, K - 2])))))
+    for top_k in (1, 3):
+        run(f"top_k_gate, k={top_k}", lambda k, t=top_k: k.top_k_gate(
+            lp, np.empty((n, t), dtype=np.int64), np.empty((n, t)), np.empty(n)))
+    route = cpu.top_k_gate(lp, np.empty((n, 2), dtype=np.int64), np.empty((n, 2)), np.empty(0))
+    run("gaussian_mix_moments",
+        lambda k: k.gaussian_mix_moments(lp, ll, var, np.empty(n), np.empty(n)))
+    run("gaussian_mix_sparse", lambda k: k.gaussian_mix_sparse(
+        X, c2, var, route[0], route[1], np.empty(n), np.empty(n)))
+    run("mix_categorical_sparse", lambda k: k.mix_categorical_sparse(
+        X, c3, route[0], route[1], np.empty((n, 4))))
+    levels_q = np.array([0.05, 0.5, 0.9])
+    from scipy.special import ndtri
+
+    run("gaussian_mix_quantiles", lambda k: k.gaussian_mix_quantiles(
+        lp, ll, var, ndtri(levels_q), levels_q, np.empty((n, 3))))
     run("mix_categorical", lambda k: k.mix_categorical(X, c3, lp, np.empty((n, 4))))
     levels = [np.log(rng.dirichlet(np.ones(2), size=n)),
               np.log(rng.dirichlet(np.ones(2), size=(n, 2)).reshape(n, 4))]
@@ -172,13 +192,65 @@ def check_fits(rng, n=20_000, max_iter=40):
                 start = time.perf_counter()
                 model = est.set_params(backend=backend).fit(X, target)
                 seconds = time.perf_counter() - start
-            pred = (model.predict_proba(X) if hasattr(model, "predict_proba")
-                    else model.predict(X))
-            fitted[backend] = (model.lower_bound_, pred, seconds,
+            fitted[backend] = (model.lower_bound_, predictions(model, X), seconds,
                                model.score_samples(X, target))
         (ll_c, pred_c, t_c, ss_c), (ll_g, pred_g, t_g, ss_g) = fitted["cpu"], fitted["cuda"]
-        rows.append((name, abs(ll_g - ll_c) / abs(ll_c), rel(pred_g, pred_c), rel(ss_g, ss_c),
-                     t_c, t_g))
+        rows.append((name, abs(ll_g - ll_c) / abs(ll_c),
+                     max(rel(a, b) for a, b in zip(pred_g, pred_c)), rel(ss_g, ss_c), t_c, t_g))
+    return rows
+
+
+def predictions(model, X):
+    """Every prediction method's numbers (the sparse routes included), as a list."""
+    results = [model.predict_gate(X), *model.predict_gate(X, top_k=2, return_dropped=True)]
+    if hasattr(model, "predict_proba"):
+        return results + [model.predict_proba(X), model.predict_proba(X, top_k=2),
+                          model.predict_log_proba(X)]
+    return results + [*model.predict(X, return_std=True), model.predict(X, top_k=1),
+                      *model.predict(X, return_std=True, top_k=2),
+                      model.predict_quantiles(X, (0.05, 0.5, 0.9)), model.predict_experts(X)]
+
+
+def time_predictions(model, X, repeats=2):
+    """Prediction methods on large X with backend 'cuda' and 'cpu': best seconds, differences.
+
+    The same fitted model predicts with either backend (``backend`` is read at
+    each call). Quantiles run on the first tenth of the rows.
+    """
+    rows = {}
+    tenth = X[: max(1, X.shape[0] // 10)]
+    calls = [
+        ("predict", lambda: model.predict(X)),
+        ("predict(return_std=True)", lambda: model.predict(X, return_std=True)),
+        ("predict(top_k=2)", lambda: model.predict(X, top_k=2)),
+        ("predict_gate", lambda: model.predict_gate(X)),
+        (f"predict_quantiles (3 levels, n={tenth.shape[0]})",
+         lambda: model.predict_quantiles(tenth, (0.1, 0.5, 0.9))),
+    ]
+    from skmoe._base import _validate
+
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _validate(model, X, reset=False, dtype=np.float64)
+        seconds.append(time.perf_counter() - start)
+    rows["(input validation alone, on the host)"] = (min(seconds), min(seconds), 0.0)
+    for label, call in calls:
+        best, results = {}, {}
+        for backend in ("cuda", "cpu"):
+            model.set_params(backend=backend)
+            seconds = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                results[backend] = call()
+                seconds.append(time.perf_counter() - start)
+            best[backend] = min(seconds)
+        got, expected = results["cuda"], results["cpu"]
+        if not isinstance(got, tuple):
+            got, expected = (got,), (expected,)
+        rows[label] = (best["cuda"], best["cpu"],
+                       max(rel(a, b) for a, b in zip(got, expected)))
+    model.set_params(backend="cuda")
     return rows
 
 
@@ -352,7 +424,7 @@ def profile(n, p, K, repeats, rng, sweeps=False):
         return start.elapsed_time(stop) / reps / 1e3
 
     # The kernels alone, launched exactly as the public functions launch them.
-    gauss_raw = captured_launch(gpu, "_gaussian_log_prob_kernel",
+    gauss_raw = captured_launch(gpu, "_linear_experts_kernel",
                                 lambda: gpu.gaussian_log_prob(Xd, yd, coef, var, log_lik))
     affine_raw = captured_launch(gpu, "_affine_log_softmax_kernel",
                                  lambda: gpu.affine_log_softmax(Xd, gate, log_prior))
@@ -394,7 +466,7 @@ def profile(n, p, K, repeats, rng, sweeps=False):
              "_e_step_kernel": gpu._e_step_kernel(K, p + 1, p + 1, False, True),
              "_gram_kernel": gpu._gram_kernel(K, p + 1, True),
              "_sum_chunks_kernel": gpu._sum_chunks_kernel(gpu._SUM_COLS, gpu._SUM_LANES)}
-    for kname in ("_affine_log_softmax_kernel", "_gaussian_log_prob_kernel", "_posterior_kernel",
+    for kname in ("_affine_log_softmax_kernel", "_linear_experts_kernel", "_posterior_kernel",
                   "_gram_kernel", "_softmax_kernel", "_e_step_kernel", "_sum_chunks_kernel"):
         kernel = built[kname] if kname in built else getattr(gpu, kname)
         try:
@@ -568,8 +640,10 @@ def main(argv=None):
             profile_fit(X, y, args.fit_iter)
         t_cpu, est_cpu = full_fit("cpu", X, y, args.fit_iter)
         t_cpu0, _ = full_fit("cpu", X, y, 0)
+        predict_rows = time_predictions(est_gpu, X)
+        print("prediction timings done", flush=True)
         fit = (N, t_cpu, min(t_gpu, t_gpu2), est_cpu.lower_bound_, est_gpu.lower_bound_,
-               t_cpu0, t_gpu0, prep_rows, prep_diff)
+               t_cpu0, t_gpu0, prep_rows, prep_diff, predict_rows)
 
     say(header)
     say()
@@ -586,6 +660,8 @@ def main(argv=None):
         say(f"{row[0]:32s} {row[1]:12.2e} {row[2]:10.2e} {row[3]:12.2e} {row[4]:7.2f} "
             f"{row[5]:7.2f}")
     ok = all(r[1] <= 1e-8 and r[2] <= 1e-6 for r in fit_rows)
+    if fit:
+        ok = ok and all(diff <= 1e-6 for _, _, diff in fit[-1].values())
     say(f"all within LL 1e-8 and predictions 1e-6: {ok}")
     say()
     say(f"3. One EM iteration, n={n}, p={p} (+ intercept), K={K}, Boehning gate; "
@@ -602,7 +678,7 @@ def main(argv=None):
         total = "one EM iteration (E + M)"
         say(f"iteration speed-up GPU over CPU: {cpu_iter[total][0] / gpu_iter[total][0]:.0f}x")
     if fit:
-        N, t_cpu, t_gpu, ll_cpu, ll_gpu, t_cpu0, t_gpu0, prep_rows, prep_diff = fit
+        N, t_cpu, t_gpu, ll_cpu, ll_gpu, t_cpu0, t_gpu0, prep_rows, prep_diff, predict_rows = fit
         say()
         say(f"4. Full fit, n={N}, p={p}, K=16, init_params='random', {args.fit_iter} "
             f"iterations (tol=0), Boehning gate")
@@ -615,6 +691,12 @@ def main(argv=None):
         for phase, (median, best) in prep_rows.items():
             say(f"   {phase:52s} {best:7.3f}")
         say(f"   designs' largest difference, relative: {prep_diff:.1e}")
+        say()
+        say(f"5. Predictions of the fitted model on its n={N} training inputs, best of 2 "
+            f"(seconds, input validation and copies included)")
+        say(f"{'method':44s} {'cuda s':>8s} {'cpu s':>8s} {'speed-up':>9s} {'rel diff':>9s}")
+        for label, (t_g, t_c, diff) in predict_rows.items():
+            say(f"{label:44s} {t_g:8.3f} {t_c:8.3f} {t_c / t_g:8.1f}x {diff:9.1e}")
     out = os.environ.get("OUT")
     if out:
         with open(os.path.join(out, "bench_cuda.txt"), "w") as fh:

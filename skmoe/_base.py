@@ -33,6 +33,7 @@ from sklearn.utils.validation import (
 )
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
+from . import _config
 from ._em import Model, Problem, initialize, run_em
 from ._experts import _MIN_MASS_SHARE
 from ._inference import covariance_from_information, observed_information
@@ -352,9 +353,51 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return spec.astype(np.intp)
 
-    def _designs(self, X):
+    def _designs(self, X, kernels=None):
+        """X's gate and expert designs, built where ``kernels`` computes (the host by default)."""
+        if kernels is not None:
+            X = kernels.to_device(X)
         return _make_designs(X, self._gate_idx, self._expert_idx, self._x_mean, self._x_scale,
-                             self._input_bound())
+                             self._input_bound(), kernels)
+
+    def _prediction_kernels(self):
+        """The kernels that predictions run on.
+
+        The backend's, unless the experts are scikit-learn estimators: those
+        predict from host arrays, so the whole prediction stays on the host.
+        """
+        if "estimators" in self._params["experts"]:
+            return get_backend("cpu")
+        return get_backend(self.backend)
+
+    def _in_batches(self, X, predict_rows, n_outputs=1):
+        """``predict_rows(kernels, X_rows)`` over batches of rows of X, the results stacked.
+
+        X is validated but for its finiteness, which is checked here batch by
+        batch where the kernels hold it (a GPU's copy). Each batch's designs,
+        gate and experts' arrays live where the prediction kernels compute, so
+        a GPU holds one batch at a time, of about
+        ``_config.PREDICT_BATCH_ELEMENTS`` doubles in all; ``predict_rows``
+        receives the batch there and returns host arrays (or a tuple of them)
+        with a row per row of the batch. ``n_outputs`` is the number of
+        columns of its largest result.
+        """
+        kernels = self._prediction_kernels()
+        n_leaves = self._gating_tree().n_leaves
+        width = (X.shape[1] + self._gate_idx.size + self._expert_idx.size + 2
+                 + 4 * n_leaves + 2 * n_outputs)
+        rows = max(1, _config.PREDICT_BATCH_ELEMENTS // width)
+        parts = []
+        with kernels.device_memory_errors():
+            for start in range(0, X.shape[0], rows):
+                X_rows = kernels.to_device(X[start:start + rows])
+                _check_finite(self, X[start:start + rows], kernels.all_finite(X_rows))
+                parts.append(predict_rows(kernels, X_rows))
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(results) for results in zip(*parts))
+        return np.concatenate(parts)
 
     def _output_scale(self):
         """Factor from the standardised outputs to those in the user's units (subclass)."""
@@ -392,13 +435,16 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             )
         return GatingTree(branching)
 
-    def _model(self, attributes=None):
-        """The EM model; ``attributes`` are fitted ones not yet set on self."""
+    def _model(self, attributes=None, kernels=None):
+        """The EM model; ``attributes`` are fitted ones not yet set on self.
+
+        Its kernels are the backend's unless ``kernels`` are given.
+        """
         # The experts first: their errors (an unusable expert_estimator) come before
         # any about the backend.
         experts = self._make_experts(vars(self) if attributes is None else attributes)
         return Model(
-            kernels=get_backend(self.backend),
+            kernels=get_backend(self.backend) if kernels is None else kernels,
             tree=self._gating_tree(),
             experts=experts,
             reg_gate=float(self.reg_gate),
@@ -697,21 +743,23 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                                                  ensure_non_negative=True)
             _check_total_weight(sample_weight)
 
-    def _validate_X(self, X):
+    def _validate_X(self, X, check_finite=True):
+        """X checked against the fit; ``check_finite=False`` leaves its finiteness to
+        :meth:`_in_batches`."""
         check_is_fitted(self)
         _check_numeric_columns(X)
-        return _validate(self, X, reset=False, dtype=np.float64)
+        return _validate(self, X, reset=False, dtype=np.float64, check_finite=check_finite)
 
-    def _log_prior(self, X_gate):
-        """Log prior of every leaf, with the collapsed experts pruned (renormalised)."""
-        model = self._model()
-        kernels = model.kernels
-        log_prior = kernels.to_host(
-            model.log_prior(self._params["gates"], kernels.to_device(X_gate)))
+    def _log_prior(self, X_gate, kernels):
+        """Log prior of every leaf, with the collapsed experts pruned (renormalised).
+
+        Computed where ``kernels`` computes, and left there.
+        """
+        model = self._model(kernels=kernels)
+        log_prior = model.log_prior(self._params["gates"], kernels.to_device(X_gate))
         collapsed = getattr(self, "collapsed_experts_", None)
         if collapsed is not None and collapsed.size:
-            log_prior[:, collapsed] = -np.inf
-            log_prior -= logsumexp(log_prior, axis=1, keepdims=True)
+            kernels.prune_experts(log_prior, collapsed)  # this call's own array
         return log_prior
 
     def _posterior(self, problem):
@@ -726,7 +774,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
     def _log_prior_and_likelihood(self, problem):
         """``log g_l(x_i)`` (the pruned prior) and ``log p_l(y_i | x_i)``, each (n, n_experts)."""
         model = self._model()
-        log_prior = self._log_prior(problem.X_gate)
+        log_prior = model.kernels.to_host(self._log_prior(problem.X_gate, model.kernels))
         log_lik = np.empty_like(log_prior)
         model.experts.log_prob(model.kernels, self._params["experts"], problem.X_expert,
                                problem.target, log_lik)
@@ -769,15 +817,20 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         >>> bool(np.all((0 <= dropped) & (dropped < 1)))
         True
         """
-        X = self._validate_X(X)
-        log_prior = self._log_prior(self._designs(X)[0])
+        X = self._validate_X(X, check_finite=False)
         top_k = self._check_top_k(top_k)
-        if top_k is None:
-            proba, dropped = np.exp(log_prior), np.zeros(X.shape[0])
-        else:
-            idx, weight, dropped = self._route(log_prior, top_k, return_dropped=True)
-            proba = np.zeros_like(log_prior)
+
+        def gate_rows(kernels, X_rows):
+            log_prior = self._log_prior(self._designs(X_rows, kernels)[0], kernels)
+            if top_k is None:
+                return np.exp(kernels.to_host(log_prior)), np.zeros(X_rows.shape[0])
+            idx, weight, dropped = (kernels.to_host(a) for a in self._route(
+                log_prior, top_k, kernels, return_dropped=True))
+            proba = np.zeros(log_prior.shape)
             np.put_along_axis(proba, idx, weight, axis=1)
+            return proba, dropped
+
+        proba, dropped = self._in_batches(X, gate_rows, self._gating_tree().n_leaves)
         return (proba, dropped) if return_dropped else proba
 
     def _check_top_k(self, top_k):
@@ -797,27 +850,29 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         """The log gate weights with only each sample's ``top_k`` experts, renormalised.
 
         ``log_prior`` itself when ``top_k`` is None; -inf for the experts left out.
+        On the host: for experts that are scikit-learn estimators.
         """
         if top_k is None:
             return log_prior
-        idx, weight = self._route(log_prior, top_k)
+        idx, weight = self._route(log_prior, top_k, get_backend("cpu"))
         routed = np.full_like(log_prior, -np.inf)
         with np.errstate(divide="ignore"):
             np.put_along_axis(routed, idx, np.log(weight), axis=1)
         return routed
 
-    def _route(self, log_prior, top_k, return_dropped=False):
+    def _route(self, log_prior, top_k, kernels, return_dropped=False):
         """Each sample's ``top_k`` experts and their renormalised weights.
 
         Returns ``(idx, weight)``, and the dropped gate mass (n_samples,) third
         when ``return_dropped``; predictions skip it, which saves one
-        exponential per expert and sample.
+        exponential per expert and sample. Computed where ``kernels``
+        computes (and ``log_prior`` is).
         """
         n = log_prior.shape[0]
-        idx = np.empty((n, top_k), dtype=np.int64)
-        weight = np.empty((n, top_k))
-        dropped = np.empty(n if return_dropped else 0)
-        self._model().kernels.top_k_gate(log_prior, idx, weight, dropped)
+        idx = kernels.empty((n, top_k), dtype=np.int64)
+        weight = kernels.empty((n, top_k))
+        dropped = kernels.empty(n if return_dropped else 0)
+        kernels.top_k_gate(log_prior, idx, weight, dropped)
         return (idx, weight, dropped) if return_dropped else (idx, weight)
 
     def _problem_for(self, X, y, sample_weight):
@@ -897,18 +952,22 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         leaves : ndarray of shape (n_samples,)
             Expert index in ``[0, n_experts)``.
         """
-        X = self._validate_X(X)
-        model = self._model()
-        kernels = model.kernels
-        levels = [kernels.to_host(level) for level in model.gate_log_probs(
-            self._params["gates"], kernels.to_device(self._designs(X)[0]))]
-        alive = np.ones(model.tree.n_leaves, dtype=bool)
+        X = self._validate_X(X, check_finite=False)
+        tree = self._gating_tree()
+
+        def level_rows(kernels, X_rows):
+            model = self._model(kernels=kernels)
+            return tuple(kernels.to_host(level) for level in model.gate_log_probs(
+                self._params["gates"], self._designs(X_rows, kernels)[0]))
+
+        levels = self._in_batches(X, level_rows, tree.n_leaves)
+        alive = np.ones(tree.n_leaves, dtype=bool)
         alive[getattr(self, "collapsed_experts_", [])] = False
         for log_gate in levels:  # a child with only collapsed leaves below is never taken
             log_gate[:, ~alive.reshape(log_gate.shape[1], -1).any(axis=1)] = -np.inf
         rows = np.arange(X.shape[0])[:, None]
         node = np.zeros(X.shape[0], dtype=np.intp)
-        for b, log_gate in zip(model.tree.branching, levels):
+        for b, log_gate in zip(tree.branching, levels):
             children = node[:, None] * b + np.arange(b)
             node = node * b + np.argmax(log_gate[rows, children], axis=1)
         return node

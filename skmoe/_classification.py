@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseMixtureOfExperts, branching_constraint
 from ._experts import CategoricalExperts, EstimatorClassExperts
+from ._kernels import get_backend
 
 # Rows per block in ``_log_mix_categorical``: its temporaries are (rows, K, c).
 _LOG_MIX_ROWS = 4096
@@ -180,21 +181,25 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         proba : ndarray of shape (n_samples, n_classes)
             Columns follow ``classes_``; rows sum to 1.
         """
-        X = self._validate_X(X)
+        X = self._validate_X(X, check_finite=False)
         top_k = self._check_top_k(top_k)
-        X_gate, X_expert = self._designs(X)
-        out = np.empty((X.shape[0], len(self.classes_)))
-        kernels = self._model().kernels
-        log_prior = self._log_prior(X_gate)
-        if "estimators" in self._params["experts"]:
-            # Every expert predicts (an estimator has no cheaper route).
-            out[:] = np.exp(self._log_mix(X_expert, self._routed_log_weight(log_prior, top_k)))
-        elif top_k is None:
-            kernels.mix_categorical(X_expert, self._params["experts"]["coef"], log_prior, out)
-        else:
-            idx, weight = self._route(log_prior, top_k)
-            kernels.mix_categorical_sparse(X_expert, self._params["experts"]["coef"], idx,
-                                           weight, out)
+        experts = self._params["experts"]
+
+        def proba_rows(kernels, X_rows):
+            X_gate, X_expert = self._designs(X_rows, kernels)
+            log_prior = self._log_prior(X_gate, kernels)
+            if "estimators" in experts:
+                # Every expert predicts (an estimator has no cheaper route).
+                return np.exp(self._log_mix(X_expert, self._routed_log_weight(log_prior, top_k)))
+            out = kernels.empty((X_rows.shape[0], len(self.classes_)))
+            if top_k is None:
+                kernels.mix_categorical(X_expert, experts["coef"], log_prior, out)
+            else:
+                idx, weight = self._route(log_prior, top_k, kernels)
+                kernels.mix_categorical_sparse(X_expert, experts["coef"], idx, weight, out)
+            return kernels.to_host(out)
+
+        out = self._in_batches(X, proba_rows, len(self.classes_))
         # A sum of exponentials is off 1 by a few ulp; scikit-learn's metrics
         # (log_loss) reject probabilities above 1, so renormalise.
         np.clip(out, 0.0, 1.0, out=out)
@@ -222,8 +227,10 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             log_proba = np.log(proba)
         rows = np.flatnonzero(np.any(proba < _LOG_SPACE_BELOW, axis=1))
         if rows.size:
+            # On the host: only these rows, through the logarithms of every term.
             X_gate, X_expert = self._designs(self._validate_X(X)[rows])
-            log_weight = self._routed_log_weight(self._log_prior(X_gate), top_k)
+            log_weight = self._routed_log_weight(
+                self._log_prior(X_gate, get_backend("cpu")), top_k)
             log_proba[rows] = self._log_mix(X_expert, log_weight)
         return log_proba
 

@@ -43,6 +43,11 @@ NEWTON_MAX_GATE_COEFS = 320
 # The same bound for multinomial experts (c classes: (c - 1) p coefficients each).
 NEWTON_MAX_EXPERT_COEFS = 64
 
+# Predictions run over batches of rows of about this many doubles in all (the
+# batch's X, designs and (rows, n_experts) arrays): 512 MiB, so that a GPU holds
+# one batch however large the input, and the CPU's temporaries stay bounded.
+PREDICT_BATCH_ELEMENTS = 1 << 26
+
 # Below this many inner-loop steps a prediction row kernel runs its serial build.
 PARALLEL_MIN_WORK = 1 << 18
 

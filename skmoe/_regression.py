@@ -127,10 +127,13 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return (f"y = {fmt.format(self.expert_intercept_[leaf])} {terms}".rstrip()
                 + f", variance {self.expert_variance_[leaf]:.{3}g}")
 
-    def _expert_means(self, X_expert):
-        if "estimators" in self._params["experts"]:
-            return self._model().experts.means(self._params["experts"], X_expert)
-        return X_expert @ self._params["experts"]["coef"].T
+    def _expert_means(self, X_expert, kernels):
+        """The experts' standardised means (n_samples, n_experts), where ``kernels`` computes."""
+        experts = self._params["experts"]
+        if "estimators" in experts:
+            return self._model().experts.means(experts, X_expert)
+        out = kernels.empty((X_expert.shape[0], experts["coef"].shape[0]))
+        return kernels.linear_predictor(X_expert, experts["coef"], out)
 
     def predict(self, X, return_std=False, *, top_k=None):
         """Predict the conditional mean ``E[y | x] = sum_l g_l(x) beta_l^T x``.
@@ -156,32 +159,39 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y_std : ndarray of shape (n_samples,)
             Only if ``return_std``.
         """
-        X = self._validate_X(X)
+        X = self._validate_X(X, check_finite=False)
         top_k = self._check_top_k(top_k)
-        X_gate, X_expert = self._designs(X)
-        kernels = self._model().kernels
         experts = self._params["experts"]
-        log_prior = self._log_prior(X_gate)
-        mean = np.empty(X.shape[0])
-        var = np.empty(X.shape[0])
-        if top_k is not None and "estimators" in experts:
-            # Every expert predicts (an estimator has no cheaper route); the mixture
-            # keeps the routed ones.
-            kernels.gaussian_mix_moments(self._routed_log_weight(log_prior, top_k),
-                                         self._expert_means(X_expert), experts["var"], mean, var)
-        elif top_k is not None:
-            idx, weight = self._route(log_prior, top_k)
-            kernels.gaussian_mix_sparse(X_expert, experts["coef"], experts["var"], idx,
-                                        weight, mean, var)
-        elif return_std:
-            kernels.gaussian_mix_moments(log_prior, self._expert_means(X_expert),
-                                         experts["var"], mean, var)
-        else:
-            kernels.mix(log_prior, self._expert_means(X_expert), mean)
-        y_pred = self._y_mean + self._y_scale * mean
+
+        def moment_rows(kernels, X_rows):
+            X_gate, X_expert = self._designs(X_rows, kernels)
+            log_prior = self._log_prior(X_gate, kernels)
+            mean = kernels.empty(X_rows.shape[0])
+            var = kernels.empty(X_rows.shape[0])
+            if top_k is not None and "estimators" in experts:
+                # Every expert predicts (an estimator has no cheaper route); the
+                # mixture keeps the routed ones.
+                kernels.gaussian_mix_moments(self._routed_log_weight(log_prior, top_k),
+                                             self._expert_means(X_expert, kernels),
+                                             experts["var"], mean, var)
+            elif top_k is not None:
+                idx, weight = self._route(log_prior, top_k, kernels)
+                kernels.gaussian_mix_sparse(X_expert, experts["coef"], experts["var"], idx,
+                                            weight, mean, var)
+            elif return_std:
+                kernels.gaussian_mix_moments(log_prior, self._expert_means(X_expert, kernels),
+                                             experts["var"], mean, var)
+            else:
+                return kernels.to_host(
+                    kernels.mix(log_prior, self._expert_means(X_expert, kernels), mean))
+            return kernels.to_host(mean), kernels.to_host(var)
+
+        moments = self._in_batches(X, moment_rows)
         if return_std:
-            return y_pred, self._y_scale * np.sqrt(var)
-        return y_pred
+            # The mean and variance of a top_k route are computed together.
+            mean, var = moments
+            return self._y_mean + self._y_scale * mean, self._y_scale * np.sqrt(var)
+        return self._y_mean + self._y_scale * (moments if top_k is None else moments[0])
 
     def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95)):
         """Quantiles of the predictive distribution ``p(y | x)``.
@@ -221,14 +231,18 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 "quantiles should be a float or a non-empty 1-d array-like of floats "
                 f"strictly between 0 and 1; got {quantiles!r}."
             )
-        X = self._validate_X(X)
-        X_gate, X_expert = self._designs(X)
-        out = np.empty((X.shape[0], levels.size))
-        self._model().kernels.gaussian_mix_quantiles(
-            self._log_prior(X_gate), self._expert_means(X_expert),
-            self._params["experts"]["var"], ndtri(levels), levels, out,
-        )
-        return self._y_mean + self._y_scale * out
+        X = self._validate_X(X, check_finite=False)
+
+        def quantile_rows(kernels, X_rows):
+            X_gate, X_expert = self._designs(X_rows, kernels)
+            out = kernels.empty((X_rows.shape[0], levels.size))
+            kernels.gaussian_mix_quantiles(
+                self._log_prior(X_gate, kernels), self._expert_means(X_expert, kernels),
+                self._params["experts"]["var"], ndtri(levels), levels, out,
+            )
+            return kernels.to_host(out)
+
+        return self._y_mean + self._y_scale * self._in_batches(X, quantile_rows, levels.size)
 
     def predict_interval(self, X, coverage=0.9):
         """Central prediction interval of ``p(y | x)`` with the given coverage.
@@ -303,10 +317,14 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 or n_samples < 1):
             raise ValueError(f"n_samples should be a positive integer; got {n_samples!r}.")
         rng = check_random_state(random_state)
-        X = self._validate_X(X)
-        X_gate, X_expert = self._designs(X)
-        gate = np.exp(self._log_prior(X_gate))
-        means = self._expert_means(X_expert)
+        X = self._validate_X(X, check_finite=False)
+
+        def mixture_rows(kernels, X_rows):
+            X_gate, X_expert = self._designs(X_rows, kernels)
+            return (np.exp(kernels.to_host(self._log_prior(X_gate, kernels))),
+                    kernels.to_host(self._expert_means(X_expert, kernels)))
+
+        gate, means = self._in_batches(X, mixture_rows, self._gating_tree().n_leaves)
         n, K = means.shape
         cumulative = np.cumsum(gate, axis=1)
         u = rng.uniform(size=(n, n_samples)) * cumulative[:, -1:]
@@ -331,8 +349,13 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         -------
         y_experts : ndarray of shape (n_samples, n_experts)
         """
-        X = self._validate_X(X)
-        return self._y_mean + self._y_scale * self._expert_means(self._designs(X)[1])
+        X = self._validate_X(X, check_finite=False)
+
+        def expert_rows(kernels, X_rows):
+            return kernels.to_host(self._expert_means(self._designs(X_rows, kernels)[1], kernels))
+
+        means = self._in_batches(X, expert_rows, self._gating_tree().n_leaves)
+        return self._y_mean + self._y_scale * means
 
 
 class MixtureOfExpertsRegressor(_GaussianExpertsRegressor):

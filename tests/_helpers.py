@@ -14,3 +14,43 @@ def assert_em_never_decreases(est, X, y, sample_weight, max_iter, **params):
     assert np.all(np.isfinite(bounds))
     slack = 1e-9 * (1.0 + np.abs(bounds[:-1]))
     assert np.all(np.diff(bounds) >= -slack), np.diff(bounds).min()
+
+
+def every_prediction(est, X):
+    """Every prediction method's results on X, by name (the sparse routes included)."""
+    results = {
+        "gate": est.predict_gate(X),
+        "gate_top2": est.predict_gate(X, top_k=2, return_dropped=True),
+        "apply": est.apply(X),
+    }
+    if hasattr(est, "predict_proba"):
+        results.update(
+            proba=est.predict_proba(X),
+            proba_top1=est.predict_proba(X, top_k=1),
+            proba_top2=est.predict_proba(X, top_k=2),
+            log_proba=est.predict_log_proba(X),
+            labels=est.predict(X),
+        )
+    else:
+        results.update(
+            mean=est.predict(X),
+            mean_std=est.predict(X, return_std=True),
+            mean_top1=est.predict(X, top_k=1),
+            mean_std_top2=est.predict(X, return_std=True, top_k=2),
+            quantiles=est.predict_quantiles(X, quantiles=(0.05, 0.5, 0.9)),
+            experts=est.predict_experts(X),
+            sample=est.sample(X, n_samples=3, random_state=0),
+        )
+    return results
+
+
+def assert_same_predictions(got, expected, rtol):
+    """Two results of ``every_prediction``: labels and leaves equal, numbers to ``rtol``."""
+    assert got.keys() == expected.keys()
+    for key in expected:
+        a, b = got[key], expected[key]
+        for x, y in zip(*((a, b) if isinstance(a, tuple) else ((a,), (b,)))):
+            if x.dtype.kind in "iuUO":
+                np.testing.assert_array_equal(x, y, err_msg=key)
+            else:
+                np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * 1e-2, err_msg=key)

@@ -564,11 +564,110 @@ def test_large_copies_lock_the_host_memory_in_place(lockable, monkeypatch):
     assert locked == ([800, 800] if lockable else [])
 
 
-def test_host_kernels_fall_back_to_cpu():
-    """Kernels with no CUDA build are the CPU's, and a missing name is an AttributeError."""
-    assert gpu.to_host is not cpu.to_host
-    with pytest.raises(AttributeError, match="no attribute '_private'"):
-        gpu._private  # noqa: B018
+def test_every_cpu_kernel_has_a_cuda_build():
+    """The two backends have one interface: every public function of the CPU backend
+    has its own CUDA build, the predictive and routing kernels included."""
+    import inspect
+
+    names = [name for name, fn in inspect.getmembers(cpu, inspect.isfunction)
+             if not name.startswith("_") and fn.__module__.startswith("skmoe._kernels")]
+    assert {"top_k_gate", "gaussian_mix_quantiles", "linear_predictor"} <= set(names)
+    for name in names:
+        assert getattr(gpu, name).__module__ == gpu.__name__, name
+
+
+def _log_gate(rng, n, K):
+    """Normalised log gate weights with ties, a -inf and a row of one expert."""
+    scores = rng.normal(size=(n, K))
+    scores[1, :] = 0.0  # every expert tied
+    scores[2, 1] = scores[2, 2]
+    scores[3, 0] = -np.inf
+    scores[4, 1:] = -np.inf
+    return scores - np.log(np.sum(np.exp(scores), axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("on_device", [True, False], ids=["device", "host"])
+@pytest.mark.parametrize("top_k", [1, 3])
+def test_routing_and_sparse_mixtures(top_k, on_device):
+    """``top_k_gate``, ``gaussian_mix_sparse`` and ``mix_categorical_sparse``: the CPU's."""
+    rng, X, y, w, resp = _problem(21, n=19, K=5)
+    log_weight = _log_gate(rng, X.shape[0], 5)
+    put = gpu.to_device if on_device else np.asarray
+    n = X.shape[0]
+    expected = [np.empty((n, top_k), dtype=np.int64), np.empty((n, top_k)), np.empty(n)]
+    cpu.top_k_gate(log_weight, *expected)
+    routed = [put(np.empty_like(a)) for a in expected]
+    gpu.top_k_gate(put(log_weight), *routed)
+    assert_array_equal(gpu.to_host(routed[0]), expected[0])
+    assert_allclose(gpu.to_host(routed[1]), expected[1], rtol=1e-14)
+    assert_allclose(gpu.to_host(routed[2]), expected[2], rtol=1e-12, atol=1e-300)
+    without_dropped = [put(np.empty_like(a)) for a in expected[:2]]
+    gpu.top_k_gate(put(log_weight), *without_dropped, put(np.empty(0)))
+    assert_array_equal(gpu.to_host(without_dropped[1]), gpu.to_host(routed[1]))
+
+    idx, weight = expected[:2]
+    coef, var = rng.normal(size=(5, X.shape[1])), rng.uniform(0.5, 2.0, size=5)
+    means = [np.empty(n), np.empty(n)]
+    cpu.gaussian_mix_sparse(X, coef, var, idx, weight, *means)
+    got = [put(np.empty(n)), put(np.empty(n))]
+    gpu.gaussian_mix_sparse(put(X), coef, var, put(idx), put(weight), *got)
+    for a, b in zip(got, means):
+        assert_allclose(gpu.to_host(a), b, rtol=1e-13)
+
+    class_coef = rng.normal(size=(5, 3, X.shape[1]))
+    gate = np.zeros((n, 5))
+    np.put_along_axis(gate, idx, weight, axis=1)
+    with np.errstate(divide="ignore"):
+        oracle = ref.mix_categorical(X, class_coef, np.log(gate))
+    out = put(np.empty((n, 3)))
+    gpu.mix_categorical_sparse(put(X), class_coef, put(idx), put(weight), out)
+    assert_allclose(gpu.to_host(out), oracle, rtol=1e-13)
+    cpu_out = cpu.mix_categorical_sparse(X, class_coef, idx, weight, np.empty((n, 3)))
+    assert_allclose(cpu_out, oracle, rtol=1e-13)
+
+
+@pytest.mark.parametrize("on_device", [True, False], ids=["device", "host"])
+def test_predictive_moments_quantiles_and_means(on_device):
+    """``linear_predictor``, ``gaussian_mix_moments``, ``gaussian_mix_quantiles`` and
+    ``prune_experts`` on the device: the CPU backend's results (the oracle's mixture)."""
+    rng, X, y, w, resp = _problem(22, n=17, K=4)
+    put = gpu.to_device if on_device else np.asarray
+    n = X.shape[0]
+    coef, var = rng.normal(size=(4, X.shape[1])), rng.uniform(0.2, 3.0, size=4)
+    means = gpu.linear_predictor(put(X), coef, put(np.empty((n, 4))))
+    assert_allclose(gpu.to_host(means), X @ coef.T, rtol=1e-13, atol=1e-15)
+    means = gpu.to_host(means)
+
+    log_weight = _log_gate(rng, n, 4)
+    moments = [put(np.empty(n)), put(np.empty(n))]
+    gpu.gaussian_mix_moments(put(log_weight), put(means), var, *moments)
+    gate = np.exp(log_weight)
+    mean = np.sum(gate * means, axis=1)
+    assert_allclose(gpu.to_host(moments[0]), mean, rtol=1e-12, atol=1e-14)
+    assert_allclose(gpu.to_host(moments[1]),
+                    np.sum(gate * (var + (means - mean[:, None]) ** 2), axis=1), rtol=1e-12)
+
+    levels = np.array([0.01, 0.3, 0.5, 0.95])
+    from scipy.special import ndtri
+    from scipy.stats import norm
+
+    quantiles = put(np.empty((n, levels.size)))
+    gpu.gaussian_mix_quantiles(put(log_weight), put(means), var, ndtri(levels), levels,
+                               quantiles)
+    expected = cpu.gaussian_mix_quantiles(log_weight, means, var, ndtri(levels), levels,
+                                          np.empty((n, levels.size)))
+    assert_allclose(gpu.to_host(quantiles), expected, rtol=1e-12, atol=1e-12)
+    # The oracle: the mixture's CDF at each quantile is its level.
+    cdf = np.sum(gate[:, None, :] * norm.cdf((expected[:, :, None] - means[:, None, :])
+                                             / np.sqrt(var)), axis=2)
+    assert_allclose(cdf, np.broadcast_to(levels, cdf.shape), atol=1e-10)
+
+    pruned = put(log_weight.copy())
+    pruned = gpu.prune_experts(pruned, np.array([1, 3]))
+    expected = cpu.prune_experts(log_weight.copy(), np.array([1, 3]))
+    assert_allclose(gpu.to_host(pruned), expected, rtol=1e-14)
+    assert np.all(np.isneginf(expected[:, [1, 3]]))
+    assert_allclose(np.exp(expected).sum(axis=1), 1.0, rtol=1e-14)
 
 
 # --------------------------------------------------------------------------
@@ -621,6 +720,47 @@ def test_fit_matches_cpu(estimator, target, small_geometry):
     assert_array_equal(b["apply"], a["apply"])
 
 
+# Predictions on the device: the CPU's kernels and host designs must not run.
+_HOST_ONLY = ("linear_predictor", "mix", "mix_categorical", "top_k_gate", "prune_experts",
+              "gaussian_mix_moments", "gaussian_mix_sparse", "mix_categorical_sparse",
+              "gaussian_mix_quantiles", "affine_log_softmax", "leaf_log_prior")
+
+
+@pytest.mark.parametrize("small_geometry", [(16, 9, 400)], indirect=True)
+@pytest.mark.parametrize("batch_elements", [1 << 26, 400], ids=["one-batch", "batches"])
+@pytest.mark.parametrize("estimator, target, pruned", [
+    (MixtureOfExpertsRegressor(3, max_iter=4), _y, []),
+    (HierarchicalMixtureOfExpertsRegressor((2, 2), max_iter=3, gate_features=[1]), _y, [1]),
+    (MixtureOfExpertsClassifier(3, max_iter=2), _y3, [2]),
+    (HierarchicalMixtureOfExpertsClassifier((2, 2), max_iter=2), _y2, []),
+], ids=["moe-reg", "hme-reg-pruned", "moe-clf-pruned", "hme-clf"])
+def test_predictions_on_the_device_are_the_cpus(estimator, target, pruned, batch_elements,
+                                                 small_geometry, monkeypatch):
+    """One fitted model predicting with backend="cpu" and with backend="cuda": the same
+    numbers, with the designs, gate, routes and mixtures all built on the device (the
+    host's kernels are switched off), in one batch of rows or in several."""
+    import skmoe._base
+
+    from ._helpers import assert_same_predictions, every_prediction
+
+    monkeypatch.setattr(_config, "PREDICT_BATCH_ELEMENTS", batch_elements)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = estimator.set_params(backend="cpu", random_state=0).fit(_X, target)
+    est.collapsed_experts_ = np.array(pruned, dtype=np.intp)
+    X_new = np.random.RandomState(5).normal(size=(31, 2))
+    expected = every_prediction(est, X_new)
+
+    def host_only(*args, **kwargs):
+        raise AssertionError("a prediction with backend='cuda' ran a host kernel")
+
+    for name in _HOST_ONLY:
+        monkeypatch.setattr(cpu, name, host_only)
+    monkeypatch.setattr(skmoe._base, "standardised_design", host_only)
+    assert_same_predictions(every_prediction(est.set_params(backend="cuda"), X_new),
+                            expected, rtol=1e-11)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_fit_on_the_device_rejects_non_finite_x(bad):
     """The device checks the X it holds; the error is scikit-learn's, and nothing is fitted."""
@@ -630,10 +770,17 @@ def test_fit_on_the_device_rejects_non_finite_x(bad):
     with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
         est.fit(X, _y)
     assert not hasattr(est, "converged_") and not hasattr(est, "n_features_in_")
+    # Predictions check the copy of each batch on the device too.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(_X, _y)
+    with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+        est.predict(X)
 
 
 def test_running_out_of_gpu_memory_says_what_to_do(monkeypatch):
-    """The driver's out-of-memory error becomes a MemoryError; the fitted model is kept."""
+    """The driver's out-of-memory error becomes a MemoryError, in a fit (which keeps the
+    fitted model) and in a prediction."""
     est = MixtureOfExpertsRegressor(2, max_iter=1, backend="cuda", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -647,6 +794,10 @@ def test_running_out_of_gpu_memory_says_what_to_do(monkeypatch):
         est.fit(_X, _y)
     assert isinstance(info.value.__cause__, gpu._DRIVER_ERROR)
     assert_array_equal(est.lower_bounds_, fitted)
+
+    monkeypatch.setattr(gpu, "linear_predictor", out_of_memory)
+    with pytest.raises(MemoryError, match="GPU ran out of memory.*a prediction holds"):
+        est.predict(_X)
 
     def other_error(*args):
         raise gpu._DRIVER_ERROR("Call to cuLaunchKernel results in CUDA_ERROR_LAUNCH_FAILED")

@@ -374,3 +374,46 @@ def test_classifier_probabilities_are_probabilities():
     assert proba.min() >= 0.0 and proba.max() <= 1.0
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=4e-16)
     assert np.isfinite(log_loss(y, proba, labels=clf.classes_))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # pruned experts
+@pytest.mark.parametrize("Estimator, params, classes", [
+    (MixtureOfExpertsRegressor, dict(n_experts=3), False),
+    (HierarchicalMixtureOfExpertsRegressor, dict(branching=(2, 2)), False),
+    (MixtureOfExpertsClassifier, dict(n_experts=3), True),
+    (HierarchicalMixtureOfExpertsClassifier, dict(branching=(2, 2)), True),
+])
+def test_predictions_in_batches_are_those_of_one_batch(Estimator, params, classes,
+                                                       monkeypatch):
+    """Predictions run over batches of rows (a GPU holds one at a time); many batches of
+    a few rows give what one batch gives, for every prediction method."""
+    from skmoe import _config
+
+    from ._helpers import assert_same_predictions, every_prediction
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int) if classes else np.abs(X[:, 0]) + X[:, 1]
+    est = Estimator(**params, random_state=0, max_iter=20).fit(X, y)
+    X_new = rng.normal(size=(97, 3))
+    expected = every_prediction(est, X_new)
+    monkeypatch.setattr(_config, "PREDICT_BATCH_ELEMENTS", 500)  # batches of a few rows
+    assert_same_predictions(every_prediction(est, X_new), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_x_in_a_later_batch_is_rejected(bad, monkeypatch):
+    """Finiteness is checked batch by batch: a bad value in the last batch still raises
+    scikit-learn's error, from every prediction method."""
+    from skmoe import _config
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 2))
+    est = MixtureOfExpertsRegressor(2, random_state=0, max_iter=5).fit(X, X[:, 0])
+    monkeypatch.setattr(_config, "PREDICT_BATCH_ELEMENTS", 300)
+    X_bad = X.copy()
+    X_bad[-1, 1] = bad
+    for method in (est.predict, est.predict_quantiles, est.predict_gate, est.apply,
+                   est.predict_experts, est.sample):
+        with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+            method(X_bad)

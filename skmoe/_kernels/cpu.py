@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from scipy.special import logsumexp
 
 from .. import _config
 from . import _bohning, _rowops
@@ -1092,6 +1093,35 @@ def _fisher_layout(b, p):
     return combine, block * q + entry
 
 
+def linear_predictor(X, coef, out):
+    """Every linear expert's prediction, ``out[i, l] = coef[l] . X[i]``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_coefs)
+    out : ndarray of shape (n_samples, n_leaves)
+        Modified in place.
+    """
+    np.dot(X, coef.T, out=out)
+    return out
+
+
+def prune_experts(log_weight, experts):
+    """Leave ``experts`` out of log gate weights: theirs -inf, each row renormalised.
+
+    Parameters
+    ----------
+    log_weight : ndarray of shape (n_samples, n_leaves)
+        Modified in place.
+    experts : ndarray of shape (n_pruned,), dtype intp
+        Not every expert.
+    """
+    log_weight[:, experts] = -np.inf
+    log_weight -= logsumexp(log_weight, axis=1, keepdims=True)
+    return log_weight
+
+
 def mix(log_weight, values, out):
     """``out[i] = sum_l exp(log_weight[i, l]) * values[i, l]``.
 
@@ -1135,211 +1165,59 @@ def mix_categorical(X, coef, log_prior, out):
     return out
 
 # --------------------------------------------------------------------------
-# Predictive distributions and sparse routing (issue 5)
+# Predictive distributions and sparse routing (issue 5): the rows of
+# ``_rowops``, run over the rows of the input.
 
-# Newton steps and bisections per quantile: bisection alone halves the bracket
-# each step, and the bracket starts at most a few component widths wide, so 200
-# steps reach any tolerance above the spacing of float64.
-_QUANTILE_MAX_STEPS = 200
-
-# Relative tolerance of the quantiles, on the scale of the bracket and the
-# narrowest component.
-_QUANTILE_RTOL = 1e-14
+_top_k_row = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.top_k_row)
+_gaussian_mix_moments_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
+    _rowops.gaussian_mix_moments_row)
+_gaussian_mix_sparse_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
+    _rowops.gaussian_mix_sparse_row)
+_mix_categorical_sparse_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
+    _rowops.mix_categorical_sparse_row)
+_gaussian_mix_quantiles_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
+    _rowops.gaussian_mix_quantiles_row)
 
 
 def _top_k_rows_source(log_weight, idx, weight, dropped):
-    """The k largest log-weights of each row, renormalised, and the mass left out."""
-    n, K = log_weight.shape
-    k = idx.shape[1]
-    want_dropped = dropped.shape[0] > 0
-    for i in prange(n):
-        # Insertion into the descending list weight[i, :count]; an equal value never
-        # displaces one already kept, so ties go to the lower expert index.
-        count = 0
-        for leaf in range(K):
-            v = log_weight[i, leaf]
-            if count == k and not v > weight[i, k - 1]:
-                continue
-            pos = count if count < k else k - 1
-            while pos > 0 and v > weight[i, pos - 1]:
-                weight[i, pos] = weight[i, pos - 1]
-                idx[i, pos] = idx[i, pos - 1]
-                pos -= 1
-            weight[i, pos] = v
-            idx[i, pos] = leaf
-            if count < k:
-                count += 1
-        if want_dropped:
-            last_value = weight[i, k - 1]
-            last_index = idx[i, k - 1]
-            # The mass left out is summed from its own terms, not as 1 - kept, so
-            # that a tiny dropped mass keeps its relative precision.
-            left_out = 0.0
-            for leaf in range(K):
-                v = log_weight[i, leaf]
-                if v < last_value or (v == last_value and leaf > last_index):
-                    left_out += math.exp(v)
-            dropped[i] = left_out
-        top = weight[i, 0]
-        kept = 0.0
-        for j in range(k):
-            weight[i, j] = math.exp(weight[i, j] - top)
-            kept += weight[i, j]
-        for j in range(k):
-            weight[i, j] /= kept
+    for i in prange(log_weight.shape[0]):
+        _top_k_row(i, log_weight, idx, weight, dropped)
 
 
 _top_k_rows = _RowKernel(_top_k_rows_source)
 
 
 def _gaussian_mix_moments_source(log_weight, means, var, mean_out, var_out):
-    """Mean and variance of each row's Gaussian mixture (law of total variance)."""
-    n, K = means.shape
-    for i in prange(n):
-        # West's weighted update: no E[y^2] - E[y]^2 cancellation.
-        total = 0.0
-        mean = 0.0
-        spread = 0.0
-        within = 0.0
-        for leaf in range(K):
-            w = math.exp(log_weight[i, leaf])
-            if w == 0.0:
-                continue
-            total += w
-            delta = means[i, leaf] - mean
-            mean += (w / total) * delta
-            spread += w * delta * (means[i, leaf] - mean)
-            within += w * var[leaf]
-        mean_out[i] = mean
-        var_out[i] = (within + spread) / total
+    for i in prange(means.shape[0]):
+        _gaussian_mix_moments_row(i, log_weight, means, var, mean_out, var_out)
 
 
 _gaussian_mix_moments = _RowKernel(_gaussian_mix_moments_source)
 
 
 def _gaussian_mix_sparse_source(X, coef, var, idx, weight, mean_out, var_out):
-    """Mixture mean and variance over each row's selected experts only."""
-    n, p = X.shape
-    k = idx.shape[1]
-    for i in prange(n):
-        total = 0.0
-        mean = 0.0
-        spread = 0.0
-        within = 0.0
-        for j in range(k):
-            w = weight[i, j]
-            if w == 0.0:
-                continue
-            leaf = idx[i, j]
-            mu = 0.0
-            for a in range(p):
-                mu += coef[leaf, a] * X[i, a]
-            total += w
-            delta = mu - mean
-            mean += (w / total) * delta
-            spread += w * delta * (mu - mean)
-            within += w * var[leaf]
-        mean_out[i] = mean
-        var_out[i] = (within + spread) / total
+    for i in prange(X.shape[0]):
+        _gaussian_mix_sparse_row(i, X, coef, var, idx, weight, mean_out, var_out)
 
 
 _gaussian_mix_sparse = _RowKernel(_gaussian_mix_sparse_source)
 
 
 def _mix_categorical_sparse_source(X, coef, idx, weight, chunk_size, out):
-    """``out[i] = sum_j weight[i, j] softmax(coef[idx[i, j]] x_i)``, by chunks of rows."""
-    n, p = X.shape
-    n_classes = coef.shape[1]
-    k = idx.shape[1]
+    n = X.shape[0]
     n_chunks = (n + chunk_size - 1) // chunk_size
     for c in prange(n_chunks):
-        z = np.empty(n_classes)  # one logit buffer per chunk, not per row
+        z = np.empty(coef.shape[1])  # one logit buffer per chunk, not per row
         for i in range(c * chunk_size, min(n, (c + 1) * chunk_size)):
-            for m in range(n_classes):
-                out[i, m] = 0.0
-            for j in range(k):
-                w = weight[i, j]
-                if w == 0.0:
-                    continue
-                leaf = idx[i, j]
-                for m in range(n_classes):
-                    acc = 0.0
-                    for a in range(p):
-                        acc += coef[leaf, m, a] * X[i, a]
-                    z[m] = acc
-                lse = _rowops_logsumexp_span(z, 0, n_classes)
-                for m in range(n_classes):
-                    out[i, m] += w * math.exp(z[m] - lse)
+            _mix_categorical_sparse_row(i, X, coef, idx, weight, z, out)
 
 
 _mix_categorical_sparse = _RowKernel(_mix_categorical_sparse_source)
 
 
-def _gaussian_mix_quantiles_source(log_weight, means, var, z, quantiles, out):
-    """Quantiles of each row's Gaussian mixture by safeguarded Newton (rtsafe)."""
-    n, K = means.shape
-    n_quantiles = quantiles.shape[0]
-    sd = np.empty(K)
-    for leaf in range(K):
-        sd[leaf] = math.sqrt(var[leaf])
-    inv_sqrt2 = 1.0 / math.sqrt(2.0)
-    inv_sqrt2pi = 1.0 / math.sqrt(2.0 * math.pi)
-    for i in prange(n):
-        for m in range(n_quantiles):
-            # Below the median solve F(y) = q, above it S(y) = 1 - q: each tail
-            # probability is then computed without cancellation.
-            upper = quantiles[m] > 0.5
-            target = 1.0 - quantiles[m] if upper else quantiles[m]
-            # Every component's CDF is <= q at the smallest component quantile and
-            # >= q at the largest, so the mixture's q-quantile lies between them.
-            lo = math.inf
-            hi = -math.inf
-            sd_min = math.inf
-            for leaf in range(K):
-                if log_weight[i, leaf] == -math.inf:
-                    continue
-                y_l = means[i, leaf] + sd[leaf] * z[m]
-                lo = min(lo, y_l)
-                hi = max(hi, y_l)
-                sd_min = min(sd_min, sd[leaf])
-            if not hi > lo:
-                out[i, m] = lo  # one component (or all alike): its quantile is exact
-                continue
-            xtol = _QUANTILE_RTOL * (abs(lo) + abs(hi) + sd_min)
-            x = 0.5 * (lo + hi)
-            step_old = hi - lo
-            step = step_old
-            for _ in range(_QUANTILE_MAX_STEPS):
-                tail = 0.0
-                density = 0.0
-                for leaf in range(K):
-                    w = math.exp(log_weight[i, leaf])
-                    if w == 0.0:
-                        continue
-                    t = (x - means[i, leaf]) / sd[leaf]
-                    tail += w * 0.5 * math.erfc((t if upper else -t) * inv_sqrt2)
-                    density += w * inv_sqrt2pi * math.exp(-0.5 * t * t) / sd[leaf]
-                f = target - tail if upper else tail - target  # increasing in x
-                if f == 0.0:
-                    break
-                if f < 0.0:
-                    lo = x
-                else:
-                    hi = x
-                # Newton when it stays inside the bracket and shrinks the step fast
-                # enough (Numerical Recipes' rtsafe); bisection otherwise.
-                newton_x = x - f / density if density > 0.0 else math.nan
-                if (not (lo < newton_x < hi)) or abs(2.0 * f) > abs(step_old * density):
-                    step_old = step
-                    step = 0.5 * (hi - lo)
-                    x = lo + step
-                else:
-                    step_old = step
-                    step = x - newton_x
-                    x = newton_x
-                if abs(step) < xtol or hi - lo < xtol:
-                    break
-            out[i, m] = x
+def _gaussian_mix_quantiles_source(log_weight, means, sd, z, quantiles, out):
+    for i in prange(means.shape[0]):
+        _gaussian_mix_quantiles_row(i, log_weight, means, sd, z, quantiles, out)
 
 
 _gaussian_mix_quantiles = _RowKernel(_gaussian_mix_quantiles_source)
@@ -1442,7 +1320,7 @@ def gaussian_mix_quantiles(log_weight, means, var, z, quantiles, out):
         Modified in place.
     """
     work = means.size * quantiles.shape[0] * 64
-    _gaussian_mix_quantiles(work, log_weight, means, var, z, quantiles, out)
+    _gaussian_mix_quantiles(work, log_weight, means, np.sqrt(var), z, quantiles, out)
     return out
 
 
@@ -1547,18 +1425,19 @@ def to_host(a):
     return np.asarray(a)
 
 
-def empty(shape):
-    """An uninitialised float64 array of ``shape``.
+def empty(shape, dtype=np.float64):
+    """An uninitialised array of ``shape``.
 
     Parameters
     ----------
     shape : tuple of int
+    dtype : dtype, default=np.float64
 
     Returns
     -------
     ndarray of shape ``shape``
     """
-    return np.empty(shape)
+    return np.empty(shape, dtype=dtype)
 
 
 def exp(a, out):

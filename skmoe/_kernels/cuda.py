@@ -31,9 +31,9 @@ result depends on n and the chunk size only, never on the launch geometry
 (``_config.THREADS_PER_BLOCK``). The GPU's chunks are smaller than the CPU's,
 for more blocks in flight; the two backends agree to rounding, not bit for bit.
 
-Kernels that have no CUDA build here (the sparse-routing and predictive
-helpers) are taken from the CPU backend through the module ``__getattr__``;
-they receive NumPy arrays from the prediction paths.
+Every kernel of the CPU backend has its CUDA build here, the predictive
+ones included: predictions build their designs, the gate and the experts'
+means on the device too, and bring back only their results.
 """
 
 import contextlib
@@ -133,8 +133,9 @@ def device_memory_errors():
     """Re-raise running out of GPU memory as a MemoryError that says what to do.
 
     Everything a fit holds on the device grows with n: the designs, and EM's
-    (n_samples, n_experts) arrays. The driver's own error names only the
-    allocation that failed.
+    (n_samples, n_experts) arrays; predictions run over batches of rows
+    (``_config.PREDICT_BATCH_ELEMENTS``). The driver's own error names only
+    the allocation that failed.
     """
     try:
         yield
@@ -147,9 +148,10 @@ def device_memory_errors():
         except Exception:  # a context may not report it (the simulator's): the advice stands
             memory = ""
         raise MemoryError(
-            f"The GPU ran out of memory{memory}: with backend=\"cuda\" the data and EM's "
-            "arrays of shape (n_samples, n_experts) must fit on the device. Fit on fewer "
-            "samples, use backend=\"cpu\", or a GPU with more memory."
+            f"The GPU ran out of memory{memory}: with backend=\"cuda\" a fit holds the data "
+            "and EM's arrays of shape (n_samples, n_experts) on the device (a prediction "
+            "holds a batch of rows of about 512 MiB). Fit on fewer samples, use "
+            "backend=\"cpu\", or a GPU with more memory."
         ) from exc
 
 
@@ -273,7 +275,7 @@ def _out(out):
     """A device array to compute ``out`` into, and the NumPy array to fill after."""
     if _on_device(out):
         return out, None
-    return cuda.device_array(out.shape), out
+    return cuda.device_array(out.shape, dtype=out.dtype), out
 
 
 def _finish(dev, host):
@@ -343,18 +345,19 @@ def to_host(a):
     return a.copy_to_host() if _on_device(a) else np.asarray(a)
 
 
-def empty(shape):
-    """An uninitialised float64 device array of ``shape``.
+def empty(shape, dtype=np.float64):
+    """An uninitialised device array of ``shape``.
 
     Parameters
     ----------
     shape : tuple of int
+    dtype : dtype, default=np.float64
 
     Returns
     -------
     device array of shape ``shape``
     """
-    return cuda.device_array(shape)
+    return cuda.device_array(shape, dtype=dtype)
 
 
 # --------------------------------------------------------------------------
@@ -1215,10 +1218,14 @@ def affine_log_softmax(X, coef, out):
 
 
 @cuda.jit
-def _gaussian_log_prob_kernel(X_flat, p, y, coef, log_norm, inv_var, tile_rows, out_flat):
-    """One thread per (row, expert) of a tile whose rows of X sit in shared memory."""
+def _linear_experts_kernel(X_flat, p, y, coef, log_norm, inv_var, tile_rows, out_flat):
+    """One thread per (row, expert) of a tile whose rows of X sit in shared memory.
+
+    With ``y``, the experts' Gaussian log-densities; with ``y`` empty, their means.
+    """
     K = coef.shape[0]
-    n = y.shape[0]
+    n = out_flat.shape[0] // K
+    density = y.shape[0] > 0
     T = cuda.blockDim.x
     t = cuda.threadIdx.x
     row0 = cuda.blockIdx.x * tile_rows
@@ -1230,8 +1237,12 @@ def _gaussian_log_prob_kernel(X_flat, p, y, coef, log_norm, inv_var, tile_rows, 
     for q in range(t, rows * K, T):
         r = q // K
         k = q - r * K
-        resid = y[row0 + r] - _dot(coef, k, sX, r * p, p)
-        out_flat[row0 * K + q] = log_norm[k] - 0.5 * resid * resid * inv_var[k]
+        mean = _dot(coef, k, sX, r * p, p)
+        if density:
+            resid = y[row0 + r] - mean
+            out_flat[row0 * K + q] = log_norm[k] - 0.5 * resid * resid * inv_var[k]
+        else:
+            out_flat[row0 * K + q] = mean
 
 
 def gaussian_log_prob(X, y, coef, var, out):
@@ -1259,8 +1270,35 @@ def gaussian_log_prob(X, y, coef, var, out):
     if n:
         T = _threads()
         rows = _tile_rows(T, K, p)
-        _launch(_gaussian_log_prob_kernel, -(-n // rows), T,
+        _launch(_linear_experts_kernel, -(-n // rows), T,
             _flat(X), p, _dev(y), *_params("expert", coef, log_norm, 1.0 / var), rows,
+            _flat(d_out), shared=rows * p * 8)
+    return _finish(d_out, host)
+
+
+def linear_predictor(X, coef, out):
+    """Every linear expert's prediction, ``out[i, l] = coef[l] . X[i]``.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_coefs)
+    out : array of shape (n_samples, n_leaves)
+        Modified in place.
+
+    Returns
+    -------
+    out
+    """
+    d_out, host = _out(out)
+    X = _dev(X)
+    n, p = X.shape
+    K = coef.shape[0]
+    if n:
+        T = _threads()
+        rows = _tile_rows(T, K, p)
+        _launch(_linear_experts_kernel, -(-n // rows), T,
+            _flat(X), p, _empty(1), *_params("means", coef), _empty(1), _empty(1), rows,
             _flat(d_out), shared=rows * p * 8)
     return _finish(d_out, host)
 
@@ -1803,6 +1841,231 @@ def mix_categorical(X, coef, log_prior, out):
     if n:
         _launch(_mix_categorical_kernel, _blocks(n), _threads(),
             _dev(X), _dev(coef.reshape(K * n_classes, p)), _dev(log_prior), n_classes, d_out)
+    return _finish(d_out, host)
+
+
+@cuda.jit
+def _prune_experts_kernel(log_weight, experts):
+    i = cuda.grid(1)
+    if i < log_weight.shape[0]:
+        row = log_weight[i]
+        for j in range(experts.shape[0]):
+            row[experts[j]] = -math.inf
+        lse = _logsumexp_span(row, 0, row.shape[0])
+        for k in range(row.shape[0]):
+            row[k] -= lse
+
+
+def prune_experts(log_weight, experts):
+    """Leave ``experts`` out of log gate weights: theirs -inf, each row renormalised.
+
+    Parameters
+    ----------
+    log_weight : array of shape (n_samples, n_leaves)
+        Modified in place.
+    experts : ndarray of shape (n_pruned,), dtype intp
+        Not every expert.
+
+    Returns
+    -------
+    log_weight
+    """
+    d_weight, host = _out(log_weight)
+    if host is not None:
+        d_weight.copy_to_device(np.ascontiguousarray(host))
+    n = d_weight.shape[0]
+    if n:
+        _launch(_prune_experts_kernel, _blocks(n), _threads(), d_weight,
+                _dev(experts, np.int64))
+    return _finish(d_weight, host)
+
+
+# --------------------------------------------------------------------------
+# Predictive distributions and sparse routing: one thread a row, the rows of
+# ``_rowops`` (the CPU backend's, compiled for the device).
+
+_top_k_row = cuda.jit(device=True)(_rowops.top_k_row)
+_gaussian_mix_moments_row = cuda.jit(device=True)(_rowops.gaussian_mix_moments_row)
+_gaussian_mix_sparse_row = cuda.jit(device=True)(_rowops.gaussian_mix_sparse_row)
+_mix_categorical_sparse_row = cuda.jit(device=True)(_rowops.mix_categorical_sparse_row)
+_gaussian_mix_quantiles_row = cuda.jit(device=True)(_rowops.gaussian_mix_quantiles_row)
+
+
+@cuda.jit
+def _top_k_kernel(log_weight, idx, weight, dropped):
+    i = cuda.grid(1)
+    if i < log_weight.shape[0]:
+        _top_k_row(i, log_weight, idx, weight, dropped)
+
+
+def top_k_gate(log_weight, idx, weight, dropped):
+    """Each row's ``k`` largest gate weights, renormalised, and the gate mass dropped.
+
+    ``k`` is ``idx.shape[1]``. Experts come in decreasing order of weight; ties
+    go to the lower expert index, so ``k = 1`` selects ``argmax``.
+
+    Parameters
+    ----------
+    log_weight : array of shape (n_samples, n_leaves)
+        Log gate probabilities (each row's exponentials sum to 1).
+    idx : array of shape (n_samples, k), dtype int64
+        Selected experts (modified in place).
+    weight : array of shape (n_samples, k)
+        Their gate probabilities renormalised to sum to 1 (modified in place).
+    dropped : array of shape (n_samples,) or (0,)
+        Gate probability of the experts left out (modified in place). An
+        empty array skips it.
+
+    Returns
+    -------
+    idx, weight, dropped
+    """
+    outs = [_out(a) for a in (idx, weight, dropped)]
+    n = outs[0][0].shape[0]
+    if n:
+        _launch(_top_k_kernel, _blocks(n), _threads(), _dev(log_weight),
+                *(dev for dev, _ in outs))
+    return tuple(_finish(dev, host) for dev, host in outs)
+
+
+@cuda.jit
+def _gaussian_mix_moments_kernel(log_weight, means, var, mean_out, var_out):
+    i = cuda.grid(1)
+    if i < means.shape[0]:
+        _gaussian_mix_moments_row(i, log_weight, means, var, mean_out, var_out)
+
+
+def gaussian_mix_moments(log_weight, means, var, mean_out, var_out):
+    """Mean and variance of ``sum_l w_l N(means[:, l], var_l)`` for every row.
+
+    The variance is ``sum_l w_l (var_l + (mu_l - mu)^2)`` (law of total
+    variance), accumulated by West's weighted update, so it is never negative.
+
+    Parameters
+    ----------
+    log_weight, means : arrays of shape (n_samples, n_leaves)
+    var : ndarray of shape (n_leaves,)
+    mean_out, var_out : arrays of shape (n_samples,)
+        Modified in place.
+
+    Returns
+    -------
+    mean_out, var_out
+    """
+    (d_mean, host_mean), (d_var, host_var) = _out(mean_out), _out(var_out)
+    n = d_mean.shape[0]
+    if n:
+        _launch(_gaussian_mix_moments_kernel, _blocks(n), _threads(), _dev(log_weight),
+                _dev(means), *_params("mixture variances", var), d_mean, d_var)
+    return _finish(d_mean, host_mean), _finish(d_var, host_var)
+
+
+@cuda.jit
+def _gaussian_mix_sparse_kernel(X, coef, var, idx, weight, mean_out, var_out):
+    i = cuda.grid(1)
+    if i < X.shape[0]:
+        _gaussian_mix_sparse_row(i, X, coef, var, idx, weight, mean_out, var_out)
+
+
+def gaussian_mix_sparse(X, coef, var, idx, weight, mean_out, var_out):
+    """Mean and variance of the mixture of each row's selected Gaussian experts.
+
+    Only the selected experts' means ``coef[idx[i, j]] . x_i`` are computed.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_coefs)
+    var : ndarray of shape (n_leaves,)
+    idx : array of shape (n_samples, k), dtype int64
+    weight : array of shape (n_samples, k)
+        Weights of the selected experts (rows sum to 1).
+    mean_out, var_out : arrays of shape (n_samples,)
+        Modified in place.
+
+    Returns
+    -------
+    mean_out, var_out
+    """
+    (d_mean, host_mean), (d_var, host_var) = _out(mean_out), _out(var_out)
+    n = d_mean.shape[0]
+    if n:
+        _launch(_gaussian_mix_sparse_kernel, _blocks(n), _threads(), _dev(X),
+                *_params("sparse experts", coef, var), _dev(idx, np.int64), _dev(weight),
+                d_mean, d_var)
+    return _finish(d_mean, host_mean), _finish(d_var, host_var)
+
+
+@cuda.jit
+def _mix_categorical_sparse_kernel(X, coef, idx, weight, logits, out):
+    i = cuda.grid(1)
+    if i < X.shape[0]:
+        _mix_categorical_sparse_row(i, X, coef, idx, weight, logits[i], out)
+
+
+def mix_categorical_sparse(X, coef, idx, weight, out):
+    """Class probabilities of the mixture of each row's selected logistic experts.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_coefs)
+    coef : ndarray of shape (n_leaves, n_classes, n_coefs)
+    idx : array of shape (n_samples, k), dtype int64
+    weight : array of shape (n_samples, k)
+        Weights of the selected experts (rows sum to 1).
+    out : array of shape (n_samples, n_classes)
+        Modified in place.
+
+    Returns
+    -------
+    out
+    """
+    d_out, host = _out(out)
+    n = d_out.shape[0]
+    if n:
+        # A row of logits a thread: a thread's registers cannot hold a number of
+        # classes known only at run time.
+        logits = cuda.device_array(d_out.shape)
+        _launch(_mix_categorical_sparse_kernel, _blocks(n), _threads(), _dev(X),
+                *_params("sparse experts", coef), _dev(idx, np.int64), _dev(weight), logits,
+                d_out)
+    return _finish(d_out, host)
+
+
+@cuda.jit
+def _gaussian_mix_quantiles_kernel(log_weight, means, sd, z, quantiles, out):
+    i = cuda.grid(1)
+    if i < means.shape[0]:
+        _gaussian_mix_quantiles_row(i, log_weight, means, sd, z, quantiles, out)
+
+
+def gaussian_mix_quantiles(log_weight, means, var, z, quantiles, out):
+    """Quantiles of ``sum_l w_l N(means[:, l], var_l)`` for every row.
+
+    A safeguarded Newton iteration inside the bracket spanned by the
+    components' own quantiles ``means + sqrt(var) z`` (bisection when Newton
+    would leave it or stalls), to about 1e-14 of the bracket's scale.
+
+    Parameters
+    ----------
+    log_weight, means : arrays of shape (n_samples, n_leaves)
+    var : ndarray of shape (n_leaves,)
+    z : ndarray of shape (n_quantiles,)
+        Standard normal quantiles of ``quantiles``.
+    quantiles : ndarray of shape (n_quantiles,)
+        Levels in (0, 1).
+    out : array of shape (n_samples, n_quantiles)
+        Modified in place.
+
+    Returns
+    -------
+    out
+    """
+    d_out, host = _out(out)
+    n = d_out.shape[0]
+    if n:
+        _launch(_gaussian_mix_quantiles_kernel, _blocks(n), _threads(), _dev(log_weight),
+                _dev(means), *_params("quantiles", np.sqrt(var), z, quantiles), d_out)
     return _finish(d_out, host)
 
 
@@ -2968,10 +3231,3 @@ def start_softmax_stats(X, coef, w, mass, targets, y_idx, curvature):
         return objective, grad, curv
 
     return finish
-
-
-def __getattr__(name):
-    """Kernels with no CUDA build here run on the host (NumPy in, NumPy out)."""
-    if not name.startswith("_") and callable(getattr(_cpu, name, None)):
-        return getattr(_cpu, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
