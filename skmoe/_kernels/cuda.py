@@ -1263,43 +1263,25 @@ def gaussian_log_prob(X, y, coef, var, out):
     """
     var = np.asarray(var, dtype=np.float64)
     log_norm = -0.5 * np.log(2.0 * np.pi * var)
-    d_out, host = _out(out)
-    X = _dev(X)
-    n, p = X.shape
-    K = coef.shape[0]
-    if n:
-        T = _threads()
-        rows = _tile_rows(T, K, p)
-        _launch(_linear_experts_kernel, -(-n // rows), T,
-            _flat(X), p, _dev(y), *_params("expert", coef, log_norm, 1.0 / var), rows,
-            _flat(d_out), shared=rows * p * 8)
-    return _finish(d_out, host)
+    return _linear_experts(X, _dev(y), _params("expert", coef, log_norm, 1.0 / var), out)
 
 
 def linear_predictor(X, coef, out):
-    """Every linear expert's prediction, ``out[i, l] = coef[l] . X[i]``.
+    """:func:`skmoe._kernels.cpu.linear_predictor` on the device; returns ``out``."""
+    return _linear_experts(X, _empty(1), (*_params("means", coef), _empty(1), _empty(1)), out)
 
-    Parameters
-    ----------
-    X : array of shape (n_samples, n_coefs)
-    coef : ndarray of shape (n_leaves, n_coefs)
-    out : array of shape (n_samples, n_leaves)
-        Modified in place.
 
-    Returns
-    -------
-    out
-    """
+def _linear_experts(X, y, params, out):
+    """``_linear_experts_kernel`` over X's rows, with ``params`` = (coef, log_norm, inv_var)."""
     d_out, host = _out(out)
     X = _dev(X)
     n, p = X.shape
-    K = coef.shape[0]
+    K = params[0].shape[0]
     if n:
         T = _threads()
         rows = _tile_rows(T, K, p)
-        _launch(_linear_experts_kernel, -(-n // rows), T,
-            _flat(X), p, _empty(1), *_params("means", coef), _empty(1), _empty(1), rows,
-            _flat(d_out), shared=rows * p * 8)
+        _launch(_linear_experts_kernel, -(-n // rows), T, _flat(X), p, y, *params, rows,
+                _flat(d_out), shared=rows * p * 8)
     return _finish(d_out, host)
 
 
@@ -1857,19 +1839,7 @@ def _prune_experts_kernel(log_weight, experts):
 
 
 def prune_experts(log_weight, experts):
-    """Leave ``experts`` out of log gate weights: theirs -inf, each row renormalised.
-
-    Parameters
-    ----------
-    log_weight : array of shape (n_samples, n_leaves)
-        Modified in place.
-    experts : ndarray of shape (n_pruned,), dtype intp
-        Not every expert.
-
-    Returns
-    -------
-    log_weight
-    """
+    """:func:`skmoe._kernels.cpu.prune_experts` on the device; returns ``log_weight``."""
     d_weight, host = _out(log_weight)
     if host is not None:
         d_weight.copy_to_device(np.ascontiguousarray(host))
@@ -1882,13 +1852,29 @@ def prune_experts(log_weight, experts):
 
 # --------------------------------------------------------------------------
 # Predictive distributions and sparse routing: one thread a row, the rows of
-# ``_rowops`` (the CPU backend's, compiled for the device).
+# ``_rowops`` (the CPU backend's, compiled for the device). Each function is
+# its CPU namesake (the same arguments, documented there) on device arrays or
+# NumPy arrays.
 
 _top_k_row = cuda.jit(device=True)(_rowops.top_k_row)
 _gaussian_mix_moments_row = cuda.jit(device=True)(_rowops.gaussian_mix_moments_row)
 _gaussian_mix_sparse_row = cuda.jit(device=True)(_rowops.gaussian_mix_sparse_row)
 _mix_categorical_sparse_row = cuda.jit(device=True)(_rowops.mix_categorical_sparse_row)
 _gaussian_mix_quantiles_row = cuda.jit(device=True)(_rowops.gaussian_mix_quantiles_row)
+
+
+def _launch_rows(kernel, outputs, *inputs):
+    """``kernel(*inputs, *outputs)`` on a thread a row of the first output.
+
+    NumPy outputs are computed on the device and copied into after; returns
+    the outputs (one, or a tuple).
+    """
+    outs = [_out(a) for a in outputs]
+    n = outs[0][0].shape[0]
+    if n:
+        _launch(kernel, _blocks(n), _threads(), *inputs, *(dev for dev, _ in outs))
+    results = tuple(_finish(dev, host) for dev, host in outs)
+    return results if len(results) > 1 else results[0]
 
 
 @cuda.jit
@@ -1899,33 +1885,8 @@ def _top_k_kernel(log_weight, idx, weight, dropped):
 
 
 def top_k_gate(log_weight, idx, weight, dropped):
-    """Each row's ``k`` largest gate weights, renormalised, and the gate mass dropped.
-
-    ``k`` is ``idx.shape[1]``. Experts come in decreasing order of weight; ties
-    go to the lower expert index, so ``k = 1`` selects ``argmax``.
-
-    Parameters
-    ----------
-    log_weight : array of shape (n_samples, n_leaves)
-        Log gate probabilities (each row's exponentials sum to 1).
-    idx : array of shape (n_samples, k), dtype int64
-        Selected experts (modified in place).
-    weight : array of shape (n_samples, k)
-        Their gate probabilities renormalised to sum to 1 (modified in place).
-    dropped : array of shape (n_samples,) or (0,)
-        Gate probability of the experts left out (modified in place). An
-        empty array skips it.
-
-    Returns
-    -------
-    idx, weight, dropped
-    """
-    outs = [_out(a) for a in (idx, weight, dropped)]
-    n = outs[0][0].shape[0]
-    if n:
-        _launch(_top_k_kernel, _blocks(n), _threads(), _dev(log_weight),
-                *(dev for dev, _ in outs))
-    return tuple(_finish(dev, host) for dev, host in outs)
+    """:func:`skmoe._kernels.cpu.top_k_gate` on the device; returns ``idx, weight, dropped``."""
+    return _launch_rows(_top_k_kernel, (idx, weight, dropped), _dev(log_weight))
 
 
 @cuda.jit
@@ -1936,28 +1897,9 @@ def _gaussian_mix_moments_kernel(log_weight, means, var, mean_out, var_out):
 
 
 def gaussian_mix_moments(log_weight, means, var, mean_out, var_out):
-    """Mean and variance of ``sum_l w_l N(means[:, l], var_l)`` for every row.
-
-    The variance is ``sum_l w_l (var_l + (mu_l - mu)^2)`` (law of total
-    variance), accumulated by West's weighted update, so it is never negative.
-
-    Parameters
-    ----------
-    log_weight, means : arrays of shape (n_samples, n_leaves)
-    var : ndarray of shape (n_leaves,)
-    mean_out, var_out : arrays of shape (n_samples,)
-        Modified in place.
-
-    Returns
-    -------
-    mean_out, var_out
-    """
-    (d_mean, host_mean), (d_var, host_var) = _out(mean_out), _out(var_out)
-    n = d_mean.shape[0]
-    if n:
-        _launch(_gaussian_mix_moments_kernel, _blocks(n), _threads(), _dev(log_weight),
-                _dev(means), *_params("mixture variances", var), d_mean, d_var)
-    return _finish(d_mean, host_mean), _finish(d_var, host_var)
+    """:func:`skmoe._kernels.cpu.gaussian_mix_moments` on the device; returns the outputs."""
+    return _launch_rows(_gaussian_mix_moments_kernel, (mean_out, var_out), _dev(log_weight),
+                        _dev(means), *_params("mixture variances", var))
 
 
 @cuda.jit
@@ -1968,32 +1910,10 @@ def _gaussian_mix_sparse_kernel(X, coef, var, idx, weight, mean_out, var_out):
 
 
 def gaussian_mix_sparse(X, coef, var, idx, weight, mean_out, var_out):
-    """Mean and variance of the mixture of each row's selected Gaussian experts.
-
-    Only the selected experts' means ``coef[idx[i, j]] . x_i`` are computed.
-
-    Parameters
-    ----------
-    X : array of shape (n_samples, n_coefs)
-    coef : ndarray of shape (n_leaves, n_coefs)
-    var : ndarray of shape (n_leaves,)
-    idx : array of shape (n_samples, k), dtype int64
-    weight : array of shape (n_samples, k)
-        Weights of the selected experts (rows sum to 1).
-    mean_out, var_out : arrays of shape (n_samples,)
-        Modified in place.
-
-    Returns
-    -------
-    mean_out, var_out
-    """
-    (d_mean, host_mean), (d_var, host_var) = _out(mean_out), _out(var_out)
-    n = d_mean.shape[0]
-    if n:
-        _launch(_gaussian_mix_sparse_kernel, _blocks(n), _threads(), _dev(X),
-                *_params("sparse experts", coef, var), _dev(idx, np.int64), _dev(weight),
-                d_mean, d_var)
-    return _finish(d_mean, host_mean), _finish(d_var, host_var)
+    """:func:`skmoe._kernels.cpu.gaussian_mix_sparse` on the device; returns the outputs."""
+    return _launch_rows(_gaussian_mix_sparse_kernel, (mean_out, var_out), _dev(X),
+                        *_params("sparse experts", coef, var), _dev(idx, np.int64),
+                        _dev(weight))
 
 
 @cuda.jit
@@ -2004,32 +1924,12 @@ def _mix_categorical_sparse_kernel(X, coef, idx, weight, logits, out):
 
 
 def mix_categorical_sparse(X, coef, idx, weight, out):
-    """Class probabilities of the mixture of each row's selected logistic experts.
-
-    Parameters
-    ----------
-    X : array of shape (n_samples, n_coefs)
-    coef : ndarray of shape (n_leaves, n_classes, n_coefs)
-    idx : array of shape (n_samples, k), dtype int64
-    weight : array of shape (n_samples, k)
-        Weights of the selected experts (rows sum to 1).
-    out : array of shape (n_samples, n_classes)
-        Modified in place.
-
-    Returns
-    -------
-    out
-    """
-    d_out, host = _out(out)
-    n = d_out.shape[0]
-    if n:
-        # A row of logits a thread: a thread's registers cannot hold a number of
-        # classes known only at run time.
-        logits = cuda.device_array(d_out.shape)
-        _launch(_mix_categorical_sparse_kernel, _blocks(n), _threads(), _dev(X),
-                *_params("sparse experts", coef), _dev(idx, np.int64), _dev(weight), logits,
-                d_out)
-    return _finish(d_out, host)
+    """:func:`skmoe._kernels.cpu.mix_categorical_sparse` on the device; returns ``out``."""
+    # A row of logits a thread in global memory: a thread's registers cannot hold
+    # a number of classes known only at run time.
+    return _launch_rows(_mix_categorical_sparse_kernel, (out,), _dev(X),
+                        *_params("sparse experts", coef), _dev(idx, np.int64), _dev(weight),
+                        cuda.device_array(out.shape))
 
 
 @cuda.jit
@@ -2040,33 +1940,9 @@ def _gaussian_mix_quantiles_kernel(log_weight, means, sd, z, quantiles, out):
 
 
 def gaussian_mix_quantiles(log_weight, means, var, z, quantiles, out):
-    """Quantiles of ``sum_l w_l N(means[:, l], var_l)`` for every row.
-
-    A safeguarded Newton iteration inside the bracket spanned by the
-    components' own quantiles ``means + sqrt(var) z`` (bisection when Newton
-    would leave it or stalls), to about 1e-14 of the bracket's scale.
-
-    Parameters
-    ----------
-    log_weight, means : arrays of shape (n_samples, n_leaves)
-    var : ndarray of shape (n_leaves,)
-    z : ndarray of shape (n_quantiles,)
-        Standard normal quantiles of ``quantiles``.
-    quantiles : ndarray of shape (n_quantiles,)
-        Levels in (0, 1).
-    out : array of shape (n_samples, n_quantiles)
-        Modified in place.
-
-    Returns
-    -------
-    out
-    """
-    d_out, host = _out(out)
-    n = d_out.shape[0]
-    if n:
-        _launch(_gaussian_mix_quantiles_kernel, _blocks(n), _threads(), _dev(log_weight),
-                _dev(means), *_params("quantiles", np.sqrt(var), z, quantiles), d_out)
-    return _finish(d_out, host)
+    """:func:`skmoe._kernels.cpu.gaussian_mix_quantiles` on the device; returns ``out``."""
+    return _launch_rows(_gaussian_mix_quantiles_kernel, (out,), _dev(log_weight), _dev(means),
+                        *_params("quantiles", np.sqrt(var), z, quantiles))
 
 
 @cuda.jit
