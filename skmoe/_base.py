@@ -371,33 +371,40 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         return get_backend(self.backend)
 
     def _in_batches(self, X, predict_rows, n_outputs=1):
-        """``predict_rows(kernels, X_rows)`` over batches of rows of X, the results stacked.
+        """``predict_rows(kernels, X_rows)`` over X's rows, its results as NumPy arrays.
 
-        X is validated but for its finiteness, which is checked here batch by
-        batch where the kernels hold it (a GPU's copy). Each batch's designs,
-        gate and experts' arrays live where the prediction kernels compute, so
-        a GPU holds one batch at a time, of about
-        ``_config.PREDICT_BATCH_ELEMENTS`` doubles in all; ``predict_rows``
-        receives the batch there and returns host arrays (or a tuple of them)
-        with a row per row of the batch. ``n_outputs`` is the number of
-        columns of its largest result.
+        X is validated but for its finiteness, which is checked here where the
+        prediction kernels hold X (a GPU checks its copy). ``predict_rows``
+        receives the rows there and returns arrays there (or a tuple of them),
+        with a row per row of ``X_rows``. On a GPU the rows go in batches of
+        about ``_config.PREDICT_BATCH_ELEMENTS`` doubles of arrays in all, so
+        that the device holds one batch at a time; each batch's results are
+        copied straight into their rows of the NumPy results. ``n_outputs``
+        is the number of columns of the largest result.
         """
         kernels = self._prediction_kernels()
-        n_leaves = self._gating_tree().n_leaves
-        width = (X.shape[1] + self._gate_idx.size + self._expert_idx.size + 2
-                 + 4 * n_leaves + 2 * n_outputs)
-        rows = max(1, _config.PREDICT_BATCH_ELEMENTS // width)
-        parts = []
+        n = X.shape[0]
+        rows = n
+        if kernels.PREDICTS_IN_BATCHES:
+            width = (X.shape[1] + self._gate_idx.size + self._expert_idx.size + 2
+                     + 4 * self._gating_tree().n_leaves + 2 * n_outputs)
+            rows = max(1, _config.PREDICT_BATCH_ELEMENTS // width)
+        results = None
         with kernels.device_memory_errors():
-            for start in range(0, X.shape[0], rows):
+            for start in range(0, n, rows):
                 X_rows = kernels.to_device(X[start:start + rows])
                 _check_finite(self, X[start:start + rows], kernels.all_finite(X_rows))
-                parts.append(predict_rows(kernels, X_rows))
-        if len(parts) == 1:
-            return parts[0]
-        if isinstance(parts[0], tuple):
-            return tuple(np.concatenate(results) for results in zip(*parts))
-        return np.concatenate(parts)
+                batch = predict_rows(kernels, X_rows)
+                one = not isinstance(batch, tuple)
+                batch = (batch,) if one else batch
+                if rows >= n:
+                    results = tuple(kernels.to_host(a) for a in batch)
+                    break
+                if results is None:
+                    results = tuple(np.empty((n, *a.shape[1:]), dtype=a.dtype) for a in batch)
+                for a, result in zip(batch, results):
+                    kernels.to_host(a, result[start:start + rows])
+        return results[0] if one else results
 
     def _output_scale(self):
         """Factor from the standardised outputs to those in the user's units (subclass)."""
@@ -823,7 +830,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         def gate_rows(kernels, X_rows):
             log_prior = self._log_prior(self._designs(X_rows, kernels)[0], kernels)
             if top_k is None:
-                return np.exp(kernels.to_host(log_prior)), np.zeros(X_rows.shape[0])
+                return kernels.exp(log_prior, log_prior), np.zeros(X_rows.shape[0])
             idx, weight, dropped = (kernels.to_host(a) for a in self._route(
                 log_prior, top_k, kernels, return_dropped=True))
             proba = np.zeros(log_prior.shape)
@@ -957,8 +964,8 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
         def level_rows(kernels, X_rows):
             model = self._model(kernels=kernels)
-            return tuple(kernels.to_host(level) for level in model.gate_log_probs(
-                self._params["gates"], self._designs(X_rows, kernels)[0]))
+            return tuple(model.gate_log_probs(self._params["gates"],
+                                              self._designs(X_rows, kernels)[0]))
 
         levels = self._in_batches(X, level_rows, tree.n_leaves)
         alive = np.ones(tree.n_leaves, dtype=bool)

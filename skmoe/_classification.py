@@ -197,7 +197,7 @@ class _CategoricalExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             else:
                 idx, weight = self._route(log_prior, top_k, kernels)
                 kernels.mix_categorical_sparse(X_expert, experts["coef"], idx, weight, out)
-            return kernels.to_host(out)
+            return out
 
         out = self._in_batches(X, proba_rows, len(self.classes_))
         # A sum of exponentials is off 1 by a few ulp; scikit-learn's metrics

@@ -182,9 +182,8 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 kernels.gaussian_mix_moments(log_prior, self._expert_means(X_expert, kernels),
                                              experts["var"], mean, var)
             else:
-                return kernels.to_host(
-                    kernels.mix(log_prior, self._expert_means(X_expert, kernels), mean))
-            return kernels.to_host(mean), kernels.to_host(var)
+                return kernels.mix(log_prior, self._expert_means(X_expert, kernels), mean)
+            return mean, var
 
         moments = self._in_batches(X, moment_rows)
         if return_std:
@@ -240,7 +239,7 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 self._log_prior(X_gate, kernels), self._expert_means(X_expert, kernels),
                 self._params["experts"]["var"], ndtri(levels), levels, out,
             )
-            return kernels.to_host(out)
+            return out
 
         return self._y_mean + self._y_scale * self._in_batches(X, quantile_rows, levels.size)
 
@@ -321,8 +320,8 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         def mixture_rows(kernels, X_rows):
             X_gate, X_expert = self._designs(X_rows, kernels)
-            return (np.exp(kernels.to_host(self._log_prior(X_gate, kernels))),
-                    kernels.to_host(self._expert_means(X_expert, kernels)))
+            log_prior = self._log_prior(X_gate, kernels)
+            return kernels.exp(log_prior, log_prior), self._expert_means(X_expert, kernels)
 
         gate, means = self._in_batches(X, mixture_rows, self._gating_tree().n_leaves)
         n, K = means.shape
@@ -352,7 +351,7 @@ class _GaussianExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         X = self._validate_X(X, check_finite=False)
 
         def expert_rows(kernels, X_rows):
-            return kernels.to_host(self._expert_means(self._designs(X_rows, kernels)[1], kernels))
+            return self._expert_means(self._designs(X_rows, kernels)[1], kernels)
 
         means = self._in_batches(X, expert_rows, self._gating_tree().n_leaves)
         return self._y_mean + self._y_scale * means

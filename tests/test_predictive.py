@@ -385,9 +385,11 @@ def test_classifier_probabilities_are_probabilities():
 ])
 def test_predictions_in_batches_are_those_of_one_batch(Estimator, params, classes,
                                                        monkeypatch):
-    """Predictions run over batches of rows (a GPU holds one at a time); many batches of
-    a few rows give what one batch gives, for every prediction method."""
+    """Predictions run over batches of rows on a GPU (which holds one at a time); many
+    batches of a few rows give what one batch gives, for every prediction method. The
+    CPU backend predicts in one batch; here it takes the GPU's batches."""
     from skmoe import _config
+    from skmoe._kernels import get_backend
 
     from ._helpers import assert_same_predictions, every_prediction
 
@@ -397,6 +399,7 @@ def test_predictions_in_batches_are_those_of_one_batch(Estimator, params, classe
     est = Estimator(**params, random_state=0, max_iter=20).fit(X, y)
     X_new = rng.normal(size=(97, 3))
     expected = every_prediction(est, X_new)
+    monkeypatch.setattr(get_backend("cpu"), "PREDICTS_IN_BATCHES", True)
     monkeypatch.setattr(_config, "PREDICT_BATCH_ELEMENTS", 500)  # batches of a few rows
     assert_same_predictions(every_prediction(est, X_new), expected, rtol=1e-13)
 
@@ -406,10 +409,12 @@ def test_non_finite_x_in_a_later_batch_is_rejected(bad, monkeypatch):
     """Finiteness is checked batch by batch: a bad value in the last batch still raises
     scikit-learn's error, from every prediction method."""
     from skmoe import _config
+    from skmoe._kernels import get_backend
 
     rng = np.random.RandomState(0)
     X = rng.normal(size=(200, 2))
     est = MixtureOfExpertsRegressor(2, random_state=0, max_iter=5).fit(X, X[:, 0])
+    monkeypatch.setattr(get_backend("cpu"), "PREDICTS_IN_BATCHES", True)
     monkeypatch.setattr(_config, "PREDICT_BATCH_ELEMENTS", 300)
     X_bad = X.copy()
     X_bad[-1, 1] = bad

@@ -65,6 +65,10 @@ _EMPTY_2D = np.zeros((0, 0))
 _EMPTY_IDX = np.zeros(0, dtype=np.int64)
 _EMPTY_1D = np.zeros(0)
 
+# Predictions run in one batch of rows: their arrays are the host's, and no
+# larger than their results (see ``BaseMixtureOfExperts._in_batches``).
+PREDICTS_IN_BATCHES = False
+
 # The E-steps' log-likelihoods are ready when they return: EM reads each one
 # before it takes the next M-step (see ``run_em``).
 LOG_LIKELIHOOD_ARRIVES_LATE = False
@@ -1411,18 +1415,22 @@ def to_device(a):
     return a
 
 
-def to_host(a):
-    """``a`` as a NumPy array (no copy on the CPU).
+def to_host(a, out=None):
+    """``a`` as a NumPy array (no copy on the CPU), or copied into ``out``.
 
     Parameters
     ----------
     a : ndarray
+    out : ndarray of a's shape, default=None
 
     Returns
     -------
     ndarray
     """
-    return np.asarray(a)
+    if out is None:
+        return np.asarray(a)
+    out[...] = a
+    return out
 
 
 def empty(shape, dtype=np.float64):

@@ -102,6 +102,10 @@ def _import_cuda():
 # EM queues the next M-step before it reads each one (see ``run_em``).
 LOG_LIKELIHOOD_ARRIVES_LATE = True
 
+# Predictions run over batches of rows (``_config.PREDICT_BATCH_ELEMENTS``), so
+# that the device holds one batch's arrays at a time, whatever the input's size.
+PREDICTS_IN_BATCHES = True
+
 # A small problem gives small grids; that is expected, not worth a warning per launch.
 warnings.filterwarnings("ignore", message=".*Grid size .* will likely result in GPU under-")
 
@@ -331,18 +335,25 @@ def to_device(a):
                                                 else np.float64))
 
 
-def to_host(a):
-    """``a`` as a NumPy array.
+def to_host(a, out=None):
+    """``a`` as a NumPy array, or copied into ``out``.
 
     Parameters
     ----------
     a : ndarray or device array
+    out : C-contiguous ndarray of a's shape, default=None
 
     Returns
     -------
     ndarray
     """
-    return a.copy_to_host() if _on_device(a) else np.asarray(a)
+    if out is None:
+        return a.copy_to_host() if _on_device(a) else np.asarray(a)
+    if _on_device(a):
+        a.copy_to_host(out)
+    else:
+        out[...] = a
+    return out
 
 
 def empty(shape, dtype=np.float64):
