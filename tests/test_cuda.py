@@ -545,7 +545,8 @@ def test_standardised_design_on_the_device_is_the_cpus_bit_for_bit():
 
 @pytest.mark.parametrize("lockable", [True, False])
 def test_large_copies_lock_the_host_memory_in_place(lockable, monkeypatch):
-    """Past _LOCK_BYTES the host array is page-locked for its copy, or copied as it is."""
+    """Past _LOCK_BYTES the host array is page-locked for its copy, either way, or
+    copied as it is."""
     locked = []
 
     @contextlib.contextmanager
@@ -561,7 +562,10 @@ def test_large_copies_lock_the_host_memory_in_place(lockable, monkeypatch):
     assert_array_equal(gpu.to_host(gpu.to_device(small)), small)
     assert_array_equal(gpu.to_host(gpu.to_device(large)), large)
     assert_array_equal(gpu.to_host(gpu._dev(large)), large)
-    assert locked == ([800, 800] if lockable else [])
+    rows = np.zeros((60, 2))
+    gpu.to_host(gpu.to_device(large), out=rows[5:55])
+    assert_array_equal(rows[5:55], large)
+    assert locked == ([800] * 6 if lockable else [])
 
 
 def test_every_cpu_kernel_has_a_cuda_build():

@@ -174,15 +174,25 @@ def _on_device(a):
 _LOCK_BYTES = 1 << 25
 
 
-def _copy_to_device(a):
-    """A copy of the C-contiguous host array ``a`` on the device."""
+@contextlib.contextmanager
+def _page_locked(a):
+    """The C-contiguous host array ``a`` page-locked where it is, if it is large.
+
+    For one synchronous copy to or from the device inside the block: such a
+    copy is done before the unlock.
+    """
     with contextlib.ExitStack() as stack:
         if a.nbytes >= _LOCK_BYTES:
             try:
                 stack.enter_context(cuda.pinned(a))
             except _DRIVER_ERROR:
                 pass  # the driver's pageable copy, then
-        # From locked memory the copy is synchronous: it is done before the unlock.
+        yield a
+
+
+def _copy_to_device(a):
+    """A copy of the C-contiguous host array ``a`` on the device."""
+    with _page_locked(a):
         return cuda.to_device(a)
 
 
@@ -347,13 +357,13 @@ def to_host(a, out=None):
     -------
     ndarray
     """
-    if out is None:
-        return a.copy_to_host() if _on_device(a) else np.asarray(a)
-    if _on_device(a):
-        a.copy_to_host(out)
-    else:
+    if not _on_device(a):
+        if out is None:
+            return np.asarray(a)
         out[...] = a
-    return out
+        return out
+    with _page_locked(np.empty(a.shape, dtype=a.dtype) if out is None else out) as host:
+        return a.copy_to_host(host)
 
 
 def empty(shape, dtype=np.float64):
