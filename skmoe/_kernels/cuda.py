@@ -154,7 +154,7 @@ def device_memory_errors():
         raise MemoryError(
             f"The GPU ran out of memory{memory}: with backend=\"cuda\" a fit holds the data "
             "and EM's arrays of shape (n_samples, n_experts) on the device (a prediction "
-            "holds a batch of rows of about 512 MiB). Fit on fewer samples, use "
+            "holds a batch of rows of about 2 GiB). Fit on fewer samples, use "
             "backend=\"cpu\", or a GPU with more memory."
         ) from exc
 
