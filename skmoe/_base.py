@@ -18,7 +18,6 @@ from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import logsumexp, xlogy
 from sklearn.base import BaseEstimator, _fit_context, is_regressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_random_state
@@ -366,6 +365,7 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         The backend's, unless the experts are scikit-learn estimators: those
         predict from host arrays, so the whole prediction stays on the host.
         """
+        check_is_fitted(self)
         if "estimators" in self._params["experts"]:
             return get_backend("cpu")
         return get_backend(self.backend)
@@ -769,22 +769,25 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             kernels.prune_experts(log_prior, collapsed)  # this call's own array
         return log_prior
 
-    def _posterior(self, problem):
+    def _posterior(self, problem, kernels):
         """Weighted log-likelihood and log-responsibilities under the pruned prior.
 
-        ``Model.e_step`` with ``_log_prior`` in place of the raw gate prior.
+        ``Model.e_step`` with ``_log_prior`` in place of the raw gate prior,
+        where ``kernels`` compute (and hold ``problem``).
         """
-        log_prior, log_resp = self._log_prior_and_likelihood(problem)
-        ll = self._model().kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
+        log_prior, log_resp = self._log_prior_and_likelihood(problem, kernels)
+        ll = kernels.posterior(log_prior, log_resp, problem.weight, log_resp)
         return ll, log_resp
 
-    def _log_prior_and_likelihood(self, problem):
-        """``log g_l(x_i)`` (the pruned prior) and ``log p_l(y_i | x_i)``, each (n, n_experts)."""
-        model = self._model()
-        log_prior = model.kernels.to_host(self._log_prior(problem.X_gate, model.kernels))
-        log_lik = np.empty_like(log_prior)
-        model.experts.log_prob(model.kernels, self._params["experts"], problem.X_expert,
-                               problem.target, log_lik)
+    def _log_prior_and_likelihood(self, problem, kernels):
+        """``log g_l(x_i)`` (the pruned prior) and ``log p_l(y_i | x_i)``, each (n, n_experts).
+
+        Computed where ``kernels`` compute (and hold ``problem``), and left there.
+        """
+        log_prior = self._log_prior(problem.X_gate, kernels)
+        log_lik = kernels.empty(log_prior.shape)
+        self._model().experts.log_prob(kernels, self._params["experts"], problem.X_expert,
+                                       problem.target, log_lik)
         return log_prior, log_lik
 
     def predict_gate(self, X, top_k=None, return_dropped=False):
@@ -882,7 +885,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         kernels.top_k_gate(log_prior, idx, weight, dropped)
         return (idx, weight, dropped) if return_dropped else (idx, weight)
 
-    def _problem_for(self, X, y, sample_weight):
+    def _problem_for(self, X, y, sample_weight, kernels=None):
+        """(X, y, sample_weight) validated and prepared where ``kernels`` compute (the host
+        by default): the designs built there, the target and weights copied there."""
         check_is_fitted(self)
         _check_numeric_columns(X)
         X, y = _validate(self, X, y, reset=False, dtype=np.float64,
@@ -891,7 +896,10 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                                              ensure_non_negative=True)
         _check_total_weight(sample_weight)
         target, _ = self._encode_target(y, sample_weight, reset=False)
-        return Problem(*self._designs(X), target, sample_weight)
+        if kernels is None:
+            return Problem(*self._designs(X), target, sample_weight)
+        with kernels.device_memory_errors():
+            return Problem(*self._designs(X, kernels), target, sample_weight).on(kernels)
 
     def predict_responsibilities(self, X, y):
         """Posterior probability of each expert given (x, y).
@@ -906,9 +914,11 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
         resp : ndarray of shape (n_samples, n_experts)
             ``P(expert l | x, y)``; rows sum to 1.
         """
-        problem = self._problem_for(X, y, None)
-        _, log_resp = self._posterior(problem)
-        return np.exp(log_resp)
+        kernels = self._prediction_kernels()
+        problem = self._problem_for(X, y, None, kernels)
+        with kernels.device_memory_errors():
+            _, log_resp = self._posterior(problem, kernels)
+            return kernels.to_host(kernels.exp(log_resp, log_resp))
 
     def score_samples(self, X, y):
         """Log predictive density (or probability) of each sample, ``log p(y_i | x_i)``.
@@ -924,8 +934,13 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
             For regressors the log-density of y in its own units; for
             classifiers the log-probability of the observed class.
         """
-        log_prior, log_lik = self._log_prior_and_likelihood(self._problem_for(X, y, None))
-        return logsumexp(log_prior + log_lik, axis=1) + self._log_likelihood_offset(1.0)
+        kernels = self._prediction_kernels()
+        problem = self._problem_for(X, y, None, kernels)
+        with kernels.device_memory_errors():
+            log_prior, log_lik = self._log_prior_and_likelihood(problem, kernels)
+            log_density = kernels.to_host(
+                kernels.log_mix(log_prior, log_lik, kernels.empty(log_prior.shape[0])))
+        return log_density + self._log_likelihood_offset(1.0)
 
     def log_likelihood(self, X, y, sample_weight=None):
         """Total (weighted) log-likelihood ``sum_i w_i log p(y_i | x_i)``.
@@ -1096,12 +1111,19 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
 
     def _fit_summary(self, X, y, sample_weight):
         """Log-likelihood, total weight and weighted assignment entropy of (X, y)."""
-        problem = self._problem_for(X, y, sample_weight)
-        ll, log_resp = self._posterior(problem)
-        total_weight = float(problem.weight.sum())
-        # xlogy: a pruned expert's responsibility is exactly 0 (its log is -inf).
-        resp = np.exp(log_resp)
-        entropy = -float(problem.weight @ np.sum(xlogy(resp, resp), axis=1))
+        kernels = self._prediction_kernels()
+        problem = self._problem_for(X, y, sample_weight, kernels)
+        total_weight = float(problem.on_host().weight.sum())
+        with kernels.device_memory_errors():
+            ll, log_resp = self._posterior(problem, kernels)
+            resp = kernels.exp(log_resp, kernels.empty(log_resp.shape))
+            # sum_i w_i h_il log h_il for each expert l; a pruned expert's terms are
+            # 0 (h = 0, log h = -inf: NaN as a product), so its column is left out.
+            with np.errstate(invalid="ignore"):
+                terms = kernels.weighted_sums(resp, problem.weight, log_resp)
+        alive = np.ones(terms.shape[0], dtype=bool)
+        alive[getattr(self, "collapsed_experts_", [])] = False
+        entropy = -float(np.sum(terms[alive]))
         return ll + self._log_likelihood_offset(total_weight), total_weight, entropy
 
     def standard_errors(self, X, y, sample_weight=None):

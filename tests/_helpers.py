@@ -16,12 +16,17 @@ def assert_em_never_decreases(est, X, y, sample_weight, max_iter, **params):
     assert np.all(np.diff(bounds) >= -slack), np.diff(bounds).min()
 
 
-def every_prediction(est, X):
-    """Every prediction method's results on X, by name (the sparse routes included)."""
+def every_prediction(est, X, y):
+    """Every prediction and scoring method's results on (X, y), by name (the sparse
+    routes included)."""
+    w = np.linspace(0.5, 2.0, X.shape[0])
     results = {
         "gate": est.predict_gate(X),
         "gate_top2": est.predict_gate(X, top_k=2, return_dropped=True),
         "apply": est.apply(X),
+        "score_samples": est.score_samples(X, y),
+        "resp": est.predict_responsibilities(X, y),
+        "scores": np.array([est.log_likelihood(X, y, w), est.bic(X, y), est.icl(X, y, w)]),
     }
     if hasattr(est, "predict_proba"):
         results.update(

@@ -249,6 +249,24 @@ def test_mix(seed):
     assert_allclose(out, ref.mix(np.log(resp), values), rtol=1e-12)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    log_weight=arrays(np.float64, (13, 4),
+                      elements=st.one_of(st.just(-np.inf), st.floats(-700, 0))),
+    log_values=arrays(np.float64, (13, 4), elements=st.floats(-800, 700)),
+)
+def test_log_mix(log_weight, log_values):
+    """The log mixture of each row (a row of log predictive densities): scipy's
+    logsumexp, -inf where every weight is 0, never an overflow."""
+    from scipy.special import logsumexp
+
+    out = cpu.log_mix(log_weight, log_values, np.empty(13))
+    expected = logsumexp(log_weight + log_values, axis=1)
+    assert_array_equal(np.isneginf(out), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    assert_allclose(out[finite], expected[finite], rtol=1e-13, atol=1e-13)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_mix_categorical(seed):
     rng, X, y, w, resp = _problem(seed)

@@ -398,10 +398,11 @@ def test_predictions_in_batches_are_those_of_one_batch(Estimator, params, classe
     y = (X[:, 0] * X[:, 1] > 0).astype(int) if classes else np.abs(X[:, 0]) + X[:, 1]
     est = Estimator(**params, random_state=0, max_iter=20).fit(X, y)
     X_new = rng.normal(size=(97, 3))
-    expected = every_prediction(est, X_new)
+    y_new = np.resize(y, 97)
+    expected = every_prediction(est, X_new, y_new)
     monkeypatch.setattr(get_backend("cpu"), "PREDICTS_IN_BATCHES", True)
     monkeypatch.setattr(_config, "PREDICT_BATCH_ELEMENTS", 500)  # batches of a few rows
-    assert_same_predictions(every_prediction(est, X_new), expected, rtol=1e-13)
+    assert_same_predictions(every_prediction(est, X_new, y_new), expected, rtol=1e-13)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])

@@ -82,6 +82,21 @@ QUANTILE_MAX_STEPS = 200
 QUANTILE_RTOL = 1e-14
 
 
+def log_mix_row(i, log_weight, log_values, out):
+    """``out[i] = log sum_l exp(log_weight[i, l] + log_values[i, l])``, without overflow."""
+    K = log_weight.shape[1]
+    top = -math.inf
+    for leaf in range(K):
+        top = max(top, log_weight[i, leaf] + log_values[i, leaf])
+    if top == -math.inf:
+        out[i] = top  # every term is 0
+        return
+    total = 0.0
+    for leaf in range(K):
+        total += math.exp(log_weight[i, leaf] + log_values[i, leaf] - top)
+    out[i] = top + math.log(total)
+
+
 def top_k_row(i, log_weight, idx, weight, dropped):
     """The k largest log-weights of row i, renormalised, and the mass left out."""
     K = log_weight.shape[1]

@@ -1111,6 +1111,22 @@ def linear_predictor(X, coef, out):
     return out
 
 
+def log_mix(log_weight, log_values, out):
+    """``out[i] = log sum_l exp(log_weight[i, l] + log_values[i, l])``: a log mixture.
+
+    With the log gate weights and the experts' log-densities of y, each row's
+    log predictive density.
+
+    Parameters
+    ----------
+    log_weight, log_values : ndarray of shape (n_samples, n_leaves)
+    out : ndarray of shape (n_samples,)
+        Modified in place.
+    """
+    _log_mix(log_weight.size, log_weight, log_values, out)
+    return out
+
+
 def prune_experts(log_weight, experts):
     """Leave ``experts`` out of log gate weights: theirs -inf, each row renormalised.
 
@@ -1172,7 +1188,16 @@ def mix_categorical(X, coef, log_prior, out):
 # Predictive distributions and sparse routing (issue 5): the rows of
 # ``_rowops``, run over the rows of the input.
 
+_log_mix_row = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.log_mix_row)
 _top_k_row = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.top_k_row)
+
+
+def _log_mix_source(log_weight, log_values, out):
+    for i in prange(log_weight.shape[0]):
+        _log_mix_row(i, log_weight, log_values, out)
+
+
+_log_mix = _RowKernel(_log_mix_source)
 _gaussian_mix_moments_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
     _rowops.gaussian_mix_moments_row)
 _gaussian_mix_sparse_row = njit(inline="always", cache=_config.NUMBA_CACHE)(

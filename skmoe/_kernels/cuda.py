@@ -1877,6 +1877,7 @@ def prune_experts(log_weight, experts):
 # its CPU namesake (the same arguments, documented there) on device arrays or
 # NumPy arrays.
 
+_log_mix_row = cuda.jit(device=True)(_rowops.log_mix_row)
 _top_k_row = cuda.jit(device=True)(_rowops.top_k_row)
 _gaussian_mix_moments_row = cuda.jit(device=True)(_rowops.gaussian_mix_moments_row)
 _gaussian_mix_sparse_row = cuda.jit(device=True)(_rowops.gaussian_mix_sparse_row)
@@ -1896,6 +1897,18 @@ def _launch_rows(kernel, outputs, *inputs):
         _launch(kernel, _blocks(n), _threads(), *inputs, *(dev for dev, _ in outs))
     results = tuple(_finish(dev, host) for dev, host in outs)
     return results if len(results) > 1 else results[0]
+
+
+@cuda.jit
+def _log_mix_kernel(log_weight, log_values, out):
+    i = cuda.grid(1)
+    if i < log_weight.shape[0]:
+        _log_mix_row(i, log_weight, log_values, out)
+
+
+def log_mix(log_weight, log_values, out):
+    """:func:`skmoe._kernels.cpu.log_mix` on the device; returns ``out``."""
+    return _launch_rows(_log_mix_kernel, (out,), _dev(log_weight), _dev(log_values))
 
 
 @cuda.jit
