@@ -14,7 +14,8 @@ everything:
    number of iterations so that both do the same work), and the fit's column
    scaling and design built on the host or on the device;
 5. the fitted model's predictions at n=1e7 (mean, standard deviation, sparse
-   route, gate, quantiles) with each backend, and their differences.
+   route, gate, quantiles) and scores (log-densities, responsibilities, BIC)
+   with each backend, and their differences.
 
 Usage::
 
@@ -193,11 +194,19 @@ def check_fits(rng, n=20_000, max_iter=40):
                 model = est.set_params(backend=backend).fit(X, target)
                 seconds = time.perf_counter() - start
             fitted[backend] = (model.lower_bound_, predictions(model, X), seconds,
-                               model.score_samples(X, target))
+                               scores(model, X, target))
         (ll_c, pred_c, t_c, ss_c), (ll_g, pred_g, t_g, ss_g) = fitted["cpu"], fitted["cuda"]
         rows.append((name, abs(ll_g - ll_c) / abs(ll_c),
-                     max(rel(a, b) for a, b in zip(pred_g, pred_c)), rel(ss_g, ss_c), t_c, t_g))
+                     max(rel(a, b) for a, b in zip(pred_g, pred_c)),
+                     max(rel(a, b) for a, b in zip(ss_g, ss_c)), t_c, t_g))
     return rows
+
+
+def scores(model, X, y):
+    """The scoring methods' numbers: log-densities, responsibilities, criteria."""
+    w = np.linspace(0.5, 2.0, X.shape[0])
+    return [model.score_samples(X, y), model.predict_responsibilities(X, y),
+            np.array([model.log_likelihood(X, y, w), model.bic(X, y), model.icl(X, y, w)])]
 
 
 def predictions(model, X):
@@ -211,7 +220,7 @@ def predictions(model, X):
                       model.predict_quantiles(X, (0.05, 0.5, 0.9)), model.predict_experts(X)]
 
 
-def time_predictions(model, X, repeats=2):
+def time_predictions(model, X, y, repeats=2):
     """Prediction methods on large X with backend 'cuda' and 'cpu': best seconds, differences.
 
     The same fitted model predicts with either backend (``backend`` is read at
@@ -226,6 +235,9 @@ def time_predictions(model, X, repeats=2):
         ("predict_gate", lambda: model.predict_gate(X)),
         (f"predict_quantiles (3 levels, n={tenth.shape[0]})",
          lambda: model.predict_quantiles(tenth, (0.1, 0.5, 0.9))),
+        ("score_samples(X, y)", lambda: model.score_samples(X, y)),
+        ("predict_responsibilities(X, y)", lambda: model.predict_responsibilities(X, y)),
+        ("bic(X, y)", lambda: np.array([model.bic(X, y)])),
     ]
     from skmoe._base import _validate
 
@@ -640,7 +652,7 @@ def main(argv=None):
             profile_fit(X, y, args.fit_iter)
         t_cpu, est_cpu = full_fit("cpu", X, y, args.fit_iter)
         t_cpu0, _ = full_fit("cpu", X, y, 0)
-        predict_rows = time_predictions(est_gpu, X)
+        predict_rows = time_predictions(est_gpu, X, y)
         print("prediction timings done", flush=True)
         fit = (N, t_cpu, min(t_gpu, t_gpu2), est_cpu.lower_bound_, est_gpu.lower_bound_,
                t_cpu0, t_gpu0, prep_rows, prep_diff, predict_rows)
@@ -654,7 +666,7 @@ def main(argv=None):
     say(f"ordered reductions identical for 32, 128 and 256 threads per block: {same_bits}")
     say()
     say("2. Fits, backend='cuda' vs 'cpu', same initialisation (n=20000, p=4, 40 iterations)")
-    say(f"{'estimator':32s} {'LL rel diff':>12s} {'pred diff':>10s} {'score_s diff':>12s} "
+    say(f"{'estimator':32s} {'LL rel diff':>12s} {'pred diff':>10s} {'scores diff':>12s} "
         f"{'cpu s':>7s} {'cuda s':>7s}")
     for row in fit_rows:
         say(f"{row[0]:32s} {row[1]:12.2e} {row[2]:10.2e} {row[3]:12.2e} {row[4]:7.2f} "
@@ -692,7 +704,7 @@ def main(argv=None):
             say(f"   {phase:52s} {best:7.3f}")
         say(f"   designs' largest difference, relative: {prep_diff:.1e}")
         say()
-        say(f"5. Predictions of the fitted model on its n={N} training inputs, best of 2 "
+        say(f"5. Predictions and scores of the fitted model on its n={N} training data, best of 2 "
             f"(seconds, input validation and copies included)")
         say(f"{'method':44s} {'cuda s':>8s} {'cpu s':>8s} {'speed-up':>9s} {'rel diff':>9s}")
         for label, (t_g, t_c, diff) in predict_rows.items():
