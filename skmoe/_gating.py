@@ -216,8 +216,7 @@ def softmax_m_step(
             X, coef, w, targets, log_proba, maps, reg, n_steps, _BOHNING_RELAXATION,
             meanwhile, gradient)
         return (coef, new_log_proba) if return_log_proba else coef
-    # Not through a module __getattr__: a host fallback would get device arrays.
-    at_proba = getattr(kernels, "__dict__", {}).get("softmax_gradient")
+    at_proba = kernels.softmax_gradient
     if root is None or log_proba is None or n_nodes != 1:
         at_proba = None
     if root is None or n_nodes != 1:
