@@ -397,9 +397,9 @@ class BaseMixtureOfExperts(BaseEstimator, metaclass=ABCMeta):
                 batch = predict_rows(kernels, X_rows)
                 one = not isinstance(batch, tuple)
                 batch = (batch,) if one else batch
-                if rows >= n:
+                if rows >= n:  # one batch: its arrays, without a copy on the host
                     results = tuple(kernels.to_host(a) for a in batch)
-                    break
+                    continue
                 if results is None:
                     results = tuple(np.empty((n, *a.shape[1:]), dtype=a.dtype) for a in batch)
                 for a, result in zip(batch, results):
