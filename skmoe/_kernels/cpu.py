@@ -57,10 +57,10 @@ _jit = njit(error_model="numpy", **_KERNEL)
 _jit_sums = njit(fastmath=_SUMS, **_KERNEL)
 _helper = njit(error_model="numpy", **_HELPER)
 _helper_sums = njit(fastmath=_SUMS, **_HELPER)
-_rowops_logsumexp_span = njit(inline="always", cache=_config.NUMBA_CACHE)(
-    _rowops.logsumexp_span
-)
-_rowops_uniform = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.uniform)
+# The per-row maths of ``_rowops``, inlined into the kernels that call it.
+_inline = njit(inline="always", cache=_config.NUMBA_CACHE)
+_rowops_logsumexp_span = _inline(_rowops.logsumexp_span)
+_rowops_uniform = _inline(_rowops.uniform)
 _EMPTY_2D = np.zeros((0, 0))
 _EMPTY_IDX = np.zeros(0, dtype=np.int64)
 _EMPTY_1D = np.zeros(0)
@@ -1188,8 +1188,12 @@ def mix_categorical(X, coef, log_prior, out):
 # Predictive distributions and sparse routing (issue 5): the rows of
 # ``_rowops``, run over the rows of the input.
 
-_log_mix_row = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.log_mix_row)
-_top_k_row = njit(inline="always", cache=_config.NUMBA_CACHE)(_rowops.top_k_row)
+_log_mix_row = _inline(_rowops.log_mix_row)
+_top_k_row = _inline(_rowops.top_k_row)
+_gaussian_mix_moments_row = _inline(_rowops.gaussian_mix_moments_row)
+_gaussian_mix_sparse_row = _inline(_rowops.gaussian_mix_sparse_row)
+_mix_categorical_sparse_row = _inline(_rowops.mix_categorical_sparse_row)
+_gaussian_mix_quantiles_row = _inline(_rowops.gaussian_mix_quantiles_row)
 
 
 def _log_mix_source(log_weight, log_values, out):
@@ -1198,14 +1202,6 @@ def _log_mix_source(log_weight, log_values, out):
 
 
 _log_mix = _RowKernel(_log_mix_source)
-_gaussian_mix_moments_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
-    _rowops.gaussian_mix_moments_row)
-_gaussian_mix_sparse_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
-    _rowops.gaussian_mix_sparse_row)
-_mix_categorical_sparse_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
-    _rowops.mix_categorical_sparse_row)
-_gaussian_mix_quantiles_row = njit(inline="always", cache=_config.NUMBA_CACHE)(
-    _rowops.gaussian_mix_quantiles_row)
 
 
 def _top_k_rows_source(log_weight, idx, weight, dropped):
